@@ -1,0 +1,124 @@
+"""The ``manyview`` command line.
+
+``--help``, ``plugins`` and ``list`` import no torch: they read only the registry, whose
+built-in factories are ``"module:attr"`` strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from manyview import __version__
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from manyview.manager import plugins
+
+    infos = plugins()
+    if args.json:
+        print(json.dumps([i.describe() for i in infos], indent=2))
+        return 0
+    for info in infos:
+        origin = "built-in" if info.builtin else "entry point"
+        print(f"{info.name}  ({info.distribution} {info.version}, {origin}): {info.status}")
+        if info.error:
+            print(f"    error: {info.error}")
+        for kind, names in info.registered.items():
+            if names:
+                print(f"    {kind}: {', '.join(names)}")
+    failed = sum(i.status == "failed" for i in infos)
+    if failed:
+        print(f"\n{failed} plugin(s) failed to load; everything else works.", file=sys.stderr)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from manyview.manager import registry
+    from manyview.registry import normalize_kind
+
+    try:
+        kind = normalize_kind(args.kind)
+    except ValueError as exc:
+        print(f"manyview list: {exc}", file=sys.stderr)
+        return 2
+    entries = registry().entries(kind)
+    ambiguous = {e.name for e in entries if sum(x.name == e.name for x in entries) > 1}
+    if args.json:
+        print(json.dumps([e.describe() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"no {kind} is registered; `manyview plugins` shows what is installed")
+        return 0
+    with_modality = any(e.modality for e in entries)
+    header = ["name", "plugin", *(["modality"] if with_modality else []), "summary"]
+    rows = []
+    for e in entries:
+        name = e.qualified_name if e.name in ambiguous else e.name
+        rows.append([name, e.plugin, *([e.modality or "-"] if with_modality else []), e.summary])
+    print(_table(rows, header))
+    return 0
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from manyview.scaffold import scaffold_plugin
+
+    try:
+        path = scaffold_plugin(args.name, args.dir, force=args.force)
+    except (ValueError, FileExistsError) as exc:
+        print(f"manyview new-plugin: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {path}")
+    print(f"install it with:  pip install -e {path}   (or: uv pip install -e {path})")
+    print("then check it with:  manyview list loss")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="manyview",
+        description="Contrast and distil across any number of views and modalities.",
+    )
+    parser.add_argument("--version", action="version", version=f"manyview {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="installed plugins, what each registered, load errors")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("list", help="registered names of one kind, with a summary each")
+    p.add_argument("kind", help="view, encoder, teacher, loss, dataset, benchmark or recipe")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("new-plugin", help="scaffold an installable third-party plugin package")
+    p.add_argument("name", help="distribution name, e.g. manyview-myloss")
+    p.add_argument("--dir", default=".", help="folder to create it in (default: here)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing folder's files")
+    p.set_defaults(func=_cmd_new_plugin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""The loss contract: input checks, view stacking and normalisation shared by every loss.
+
+Every manyview loss takes ``views`` — a tensor ``(N, M, D)`` (batch first: N instances,
+M views or modalities, D the shared embedding size) or a sequence of M tensors ``(N, D)`` —
+plus keyword-only ``labels`` ``(N,)``, ``index`` ``(N,)`` or teacher ``targets`` where the
+method needs them, and returns a 0-dim tensor.
+
+Losses compute in float32 or wider, with autocast disabled inside: half-precision inputs
+(bf16 autocast) are up-cast before the similarities, and every -log(a/b) is a difference of
+log-sum-exps, so no loss overflows at small temperatures or many views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Views = Tensor | Sequence[Tensor]
+
+
+def as_view_tensor(
+    views: Views,
+    *,
+    min_views: int = 2,
+    max_views: int | None = None,
+    min_batch: int = 2,
+    who: str = "loss",
+) -> Tensor:
+    """Check ``views`` and return it as one ``(N, M, D)`` tensor (a list is stacked on dim 1).
+
+    Raises:
+        ValueError: naming the problem — wrong rank, mismatched shapes in a list, too few or
+            too many views, a batch smaller than ``min_batch``, a non-float dtype, NaN or inf.
+    """
+    if isinstance(views, Tensor):
+        if views.dim() != 3:
+            hint = (
+                " For one (N, D) tensor per view, pass a list: loss([z1, z2])."
+                if views.dim() == 2
+                else ""
+            )
+            raise ValueError(
+                f"{who}: views must be a tensor (N, M, D) or a list of M tensors (N, D); "
+                f"got a tensor of shape {tuple(views.shape)}.{hint}"
+            )
+        x = views
+    elif isinstance(views, Sequence) and not isinstance(views, str | bytes):
+        if len(views) == 0:
+            raise ValueError(f"{who}: got an empty list of views")
+        for k, v in enumerate(views):
+            if not isinstance(v, Tensor):
+                raise ValueError(f"{who}: view {k} is a {type(v).__name__}, not a tensor")
+            if v.dim() != 2:
+                raise ValueError(
+                    f"{who}: each view in a list must be (N, D); view {k} has shape "
+                    f"{tuple(v.shape)}"
+                )
+        shapes = {tuple(v.shape) for v in views}
+        if len(shapes) > 1:
+            listed = ", ".join(str(tuple(v.shape)) for v in views)
+            raise ValueError(f"{who}: the views' shapes differ ({listed}); all must be (N, D)")
+        dtypes = {v.dtype for v in views}
+        if len(dtypes) > 1:
+            raise ValueError(f"{who}: the views' dtypes differ ({sorted(map(str, dtypes))})")
+        x = torch.stack(list(views), dim=1)
+    else:
+        raise ValueError(
+            f"{who}: views must be a tensor (N, M, D) or a list of M tensors (N, D), "
+            f"not {type(views).__name__}"
+        )
+    n, m, _ = x.shape
+    if not x.is_floating_point():
+        raise ValueError(f"{who}: views must be floating point, got {x.dtype}")
+    if m < min_views:
+        raise ValueError(f"{who} needs at least {min_views} views per instance, got M = {m}")
+    if max_views is not None and m > max_views:
+        what = "exactly" if max_views == min_views else "at most"
+        raise ValueError(
+            f"{who} takes {what} {max_views} views per instance, got M = {m}"
+            + (
+                "; for more, use 'pwe' (pairwise) or 'mv_infonce'/'mv_dhel'"
+                if max_views == 2
+                else ""
+            )
+        )
+    if n < min_batch:
+        raise ValueError(f"{who} needs a batch of at least {min_batch} instances, got N = {n}")
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()[:5].tolist()
+        raise ValueError(
+            f"{who}: views contain NaN or inf (instances {bad}...); check the encoder's output"
+        )
+    return x
+
+
+def check_labels(
+    labels: Any,
+    n: int,
+    *,
+    kind: str = "class",
+    who: str = "loss",
+    device: torch.device | None = None,
+) -> Tensor:
+    """Return ``labels`` as a 1-D tensor of length ``n``; ``kind`` is "class" or "scalar"."""
+    if not isinstance(labels, Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except Exception as exc:
+            raise ValueError(
+                f"{who}: labels must be a tensor (N,), got {type(labels).__name__}"
+            ) from exc
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(
+            f"{who}: labels must have shape ({n},) to match the batch, got {tuple(labels.shape)}"
+        )
+    if kind == "class":
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(
+                f"{who}: class labels must be an integer tensor, got {labels.dtype} "
+                "(use labels.long())"
+            )
+    elif kind == "scalar":
+        if labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"{who}: scalar labels must be real numbers, got {labels.dtype}")
+        if labels.is_floating_point() and not torch.isfinite(labels).all():
+            raise ValueError(f"{who}: labels contain NaN or inf")
+    return labels.to(device) if device is not None else labels
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """float64 stays float64; everything else is computed in float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def prepare(x: Tensor, normalize: bool) -> Tensor:
+    """Up-cast to the compute dtype and L2-normalise along the last dimension."""
+    x = x.to(compute_dtype(x))
+    return F.normalize(x, dim=-1) if normalize else x
+
+
+def view_major(z: Tensor) -> Tensor:
+    """``(N, M, D)`` -> ``(M*N, D)`` with row ``m*N + i`` holding view m of instance i."""
+    n, m, d = z.shape
+    return z.transpose(0, 1).reshape(m * n, d)
+
+
+def instance_gram(z: Tensor) -> Tensor:
+    """``(N, M, D)`` -> ``(N, M, M)`` similarities between the views of each instance."""
+    return torch.einsum("nmd,nld->nml", z, z)
+
+
+class MultiViewLoss(nn.Module):
+    """Base class of manyview losses.
+
+    Subclasses implement :meth:`compute` on a checked, up-cast and (by default) normalised
+    ``(N, M, D)`` tensor. Class attributes declare the contract: ``min_views``,
+    ``max_views`` (``None``: any), ``needs`` (keyword inputs that are required).
+
+    Args:
+        normalize: L2-normalise each view's embeddings first (default ``True``).
+    """
+
+    min_views: int = 2
+    max_views: int | None = None
+    min_batch: int = 2
+    needs: tuple[str, ...] = ()
+    label_kind: str = "class"
+
+    def __init__(self, *, normalize: bool = True) -> None:
+        super().__init__()
+        self.normalize = normalize
+
+    @property
+    def loss_name(self) -> str:
+        return type(self).__name__
+
+    def forward(
+        self,
+        views: Views,
+        *,
+        labels: Tensor | None = None,
+        index: Tensor | None = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        who = self.loss_name
+        x = as_view_tensor(
+            views,
+            min_views=self.min_views,
+            max_views=self.max_views,
+            min_batch=self.min_batch,
+            who=who,
+        )
+        n = x.shape[0]
+        for need, value in (("labels", labels), ("index", index)):
+            if need in self.needs and value is None:
+                raise ValueError(f"{who} needs `{need}=` (a tensor of shape ({n},))")
+        if labels is not None:
+            labels = check_labels(labels, n, kind=self.label_kind, who=who, device=x.device)
+        with torch.autocast(x.device.type, enabled=False):
+            z = prepare(x, self.normalize)
+            return self.compute(z, labels=labels, index=index, **kwargs)
+
+    def compute(
+        self, z: Tensor, *, labels: Tensor | None, index: Tensor | None, **kwargs: Any
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def example_inputs(
+        self,
+        n: int = 8,
+        m: int | None = None,
+        d: int = 16,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """A valid ``(views, keyword inputs)`` pair for tests and benchmarks."""
+        if m is None:
+            m = min(max(self.min_views, 3), self.max_views or 3)
+        views = torch.randn(n, m, d, generator=generator, dtype=dtype)
+        kwargs: dict[str, Any] = {}
+        if "labels" in self.needs:
+            if self.label_kind == "scalar":
+                kwargs["labels"] = torch.randint(0, 10, (n,), generator=generator).to(dtype)
+            else:
+                kwargs["labels"] = torch.arange(n) % max(2, n // 2)
+        if "index" in self.needs:
+            kwargs["index"] = torch.arange(n)
+        return views, kwargs
+
+    def extra_repr(self) -> str:
+        parts = []
+        for key in ("temperature", "normalize"):
+            if hasattr(self, key) and not isinstance(getattr(self, key), Tensor | nn.Module):
+                parts.append(f"{key}={getattr(self, key)}")
+        return ", ".join(parts)
+
+
+def check_temperature(value: float, name: str = "temperature") -> float:
+    value = float(value)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value

@@ -1,0 +1,83 @@
+"""MV-DHEL and DHEL: decoupled hyperspherical energy losses.
+
+DHEL: Koromilas, Bouritsas, Giannakopoulos, Nicolaou, Panagakis, "Bridging Mini-Batch and
+Asymptotic Analysis in Contrastive Learning: From InfoNCE to Kernel-Based Losses", ICML 2024.
+MV-DHEL: Koromilas et al., "A Principled Framework for Multi-View Contrastive Learning", 2025.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram
+
+
+def within_view_lse(z: Tensor, temperature: float) -> Tensor:
+    """``(N, M, D)`` -> ``(N, M)``: LSE_{j != i} s_ij^{mm}/τ, each view's own uniformity."""
+    n = z.shape[0]
+    per_view = z.transpose(0, 1)  # (M, N, D)
+    logits = per_view @ per_view.transpose(1, 2) / temperature  # (M, N, N)
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    return logits.masked_fill(eye, float("-inf")).logsumexp(dim=-1).T
+
+
+class MVDHEL(MultiViewLoss):
+    r"""Multi-view DHEL: alignment over view pairs, uniformity within each view.
+
+    .. math:: L = \frac1N\sum_i\Big[-\log\sum_{m<l} e^{s_{ii}^{ml}/\tau}
+              + \sum_m \log\sum_{j\ne i} e^{s_{ij}^{mm}/\tau}\Big]
+
+    Positives never enter a denominator (alignment is decoupled from uniformity), and the
+    cost is M Gram blocks of N x N instead of one (MN)^2 matrix. The self term j = i is
+    excluded from each view's sum, as in the official code (the README's formula keeps it).
+
+    Args:
+        temperature: τ (the paper's configs: 0.5 CIFAR/ImageNet-100, 0.1 ImageNet-1K).
+        normalize: L2-normalise the views first.
+
+    Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
+    """
+
+    def __init__(self, temperature: float = 0.1, *, normalize: bool = True) -> None:
+        super().__init__(normalize=normalize)
+        self.temperature = check_temperature(temperature)
+
+    def alignment_term(self, z: Tensor) -> Tensor:
+        m = z.shape[1]
+        gram = instance_gram(z) / self.temperature
+        upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=z.device), diagonal=1)
+        return gram[:, upper].logsumexp(dim=1)  # (N,)
+
+    def compute(self, z: Tensor, **_: Any) -> Tensor:
+        uniform = within_view_lse(z, self.temperature).sum(dim=1)
+        return (uniform - self.alignment_term(z)).mean()
+
+
+class DHEL(MVDHEL):
+    r"""Two-view DHEL: :math:`-s_{ii}^{12}/\tau + \log\sum_{j\ne i}e^{s_{ij}^{11}/\tau}
+    + \log\sum_{j\ne i}e^{s_{ij}^{22}/\tau}`, averaged over instances.
+
+    Args:
+        temperature: τ (official default 0.3).
+        include_augs: keep the second view's uniformity term (official default ``True``);
+            ``False`` keeps only the anchor view's.
+        normalize: L2-normalise the views first.
+
+    Inputs: ``views`` (N, 2, D) or two tensors (N, D). Output: a 0-dim tensor.
+    """
+
+    max_views = 2
+
+    def __init__(
+        self, temperature: float = 0.3, *, include_augs: bool = True, normalize: bool = True
+    ) -> None:
+        super().__init__(temperature, normalize=normalize)
+        self.include_augs = include_augs
+
+    def compute(self, z: Tensor, **_: Any) -> Tensor:
+        uniform = within_view_lse(z, self.temperature)
+        uniform = uniform.sum(dim=1) if self.include_augs else uniform[:, 0]
+        return (uniform - self.alignment_term(z)).mean()

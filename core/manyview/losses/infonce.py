@@ -1,0 +1,59 @@
+"""InfoNCE / NT-Xent (Chen et al. 2020, "A Simple Framework for Contrastive Learning of
+Visual Representations"), multi-positive for M > 2 views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+
+
+def self_masked_logits(z: Tensor, temperature: float) -> Tensor:
+    """``(N, M, D)`` -> ``(MN, MN)`` view-major logits s/τ with -inf on the diagonal."""
+    flat = view_major(z)
+    logits = flat @ flat.T / temperature
+    return logits.fill_diagonal_(float("-inf"))
+
+
+def positive_mean(z: Tensor, temperature: float) -> Tensor:
+    """``(N, M)``: for each anchor (i, m), the mean of s_ii^{ml}/τ over the other views l."""
+    gram = instance_gram(z) / temperature
+    m = z.shape[1]
+    return (gram.sum(-1) - gram.diagonal(dim1=1, dim2=2)) / (m - 1)
+
+
+class InfoNCE(MultiViewLoss):
+    r"""NT-Xent, the SimCLR loss; for M > 2 views every other view is a positive.
+
+    For anchor a = (i, m) among the MN rows,
+
+    .. math:: \ell_a = -\frac{1}{M-1}\sum_{l\ne m} s_{ii}^{ml}/\tau
+              + \log\sum_{c\ne a} \exp(s_{ac}/\tau)
+
+    and the loss is the mean over all MN anchors (the paper's 1/2N at M = 2; the official TF
+    code reports twice this). The denominator holds the positives, every intra-view and every
+    cross-view negative. At M > 2 this is SupCon's L_out with instance identity as the label.
+
+    Args:
+        temperature: τ (SimCLR's run default 0.1).
+        normalize: L2-normalise the views first.
+
+    Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
+
+    Example::
+
+        loss = manyview.create("loss", "infonce", temperature=0.1)
+        value = loss(torch.randn(32, 2, 128))
+    """
+
+    def __init__(self, temperature: float = 0.1, *, normalize: bool = True) -> None:
+        super().__init__(normalize=normalize)
+        self.temperature = check_temperature(temperature)
+
+    def compute(self, z: Tensor, **_: Any) -> Tensor:
+        n, m, _ = z.shape
+        lse = torch.logsumexp(self_masked_logits(z, self.temperature), dim=1)  # (MN,)
+        return (lse.view(m, n).T - positive_mean(z, self.temperature)).mean()

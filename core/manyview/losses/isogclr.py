@@ -1,0 +1,171 @@
+"""iSogCLR: robust global contrastive learning with individualised temperatures (Qiu, Hu,
+Yuan, Zhou, Zhang, Yang, "Not All Semantics are Created Equal: Contrastive Self-supervised
+Learning with Automatic Temperature Individualization", ICML 2023)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+
+
+class ISogCLR(MultiViewLoss):
+    r"""The robust global contrastive objective with one learned temperature per sample.
+
+    The objective (RGCL) is
+
+    .. math:: F(w, \tau) = \frac1n\sum_i \tau_i\log\frac{1}{|S_i^-|}\sum_{z\in S_i^-}
+              e^{h_i(z)/\tau_i} + \tau_i\rho, \qquad h_i(z) = s(a_i, z) - s(a_i, a_i^+)
+
+    over the dataset. Each step keeps, per dataset sample (by ``index``), a moving average u
+    of the partition function (γ), a temperature τ and its momentum (β), and returns the
+    surrogate :math:`\sum_m [\frac{1}{|S^-|}\sum_j p_{ij} s_{ij} - \bar s_{i+}]` averaged
+    over instances, with detached weights :math:`p_{ij} = e^{s_{ij}/\tau_i}/u_i`: its gradient
+    in the embeddings is the stochastic gradient of F. τ then takes a clipped, momentum
+    projected-gradient step, :math:`G_i = \log u_i + \rho - \frac{1}{|S^-|}\sum_j p_{ij}
+    s_{ij}/\tau_i`. The state is updated once per forward in training mode.
+
+    Negatives of anchor (i, m) are every view of every other instance in the batch
+    (|S^-| = M(N-1), the official 2N-2 at M = 2); positives are i's other views (their
+    mean). Unlike the official code, u is kept in the log domain, so nothing overflows at
+    small τ. The value of F on the batch is kept in :attr:`last_objective`.
+
+    Args:
+        num_samples: dataset size; ``index`` must lie in [0, num_samples).
+        tau_init: initial temperature (0.1).
+        tau_min, tau_max: projection interval of τ (LibAUC: 0.05, 0.7).
+        rho: the KL-ball radius ρ (LibAUC: 0.3; a larger ρ gives smaller τ).
+        gamma: moving-average rate of u (LibAUC: 0.9); a sample's first visit sets u = g.
+        beta: momentum rate of the τ gradient (0.9).
+        eta: step size of τ (0.01).
+        grad_clip: clip of the τ gradient (3, the official unimodal value).
+        normalize: L2-normalise the views first.
+
+    Inputs: ``views`` (N, M, D) or M tensors (N, D) and ``index`` (N,) dataset indices,
+    unique within the batch. Output: a 0-dim tensor.
+    """
+
+    needs = ("index",)
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        tau_init: float = 0.1,
+        tau_min: float = 0.05,
+        tau_max: float = 0.7,
+        rho: float = 0.3,
+        gamma: float = 0.9,
+        beta: float = 0.9,
+        eta: float = 0.01,
+        grad_clip: float = 3.0,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__(normalize=normalize)
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(
+                f"isogclr: num_samples must be a positive int (the dataset size), got {num_samples!r}"
+            )
+        for name, value in (("gamma", gamma), ("beta", beta)):
+            if not 0 < value <= 1:
+                raise ValueError(f"isogclr: {name} must be in (0, 1], got {value}")
+        check_temperature(tau_init, "tau_init")
+        if not 0 < tau_min <= tau_init <= tau_max:
+            raise ValueError(
+                f"isogclr: need 0 < tau_min <= tau_init <= tau_max, got {tau_min}, {tau_init}, {tau_max}"
+            )
+        self.num_samples = num_samples
+        self.tau_min, self.tau_max, self.rho = float(tau_min), float(tau_max), float(rho)
+        self.gamma, self.beta, self.eta, self.grad_clip = (
+            float(gamma),
+            float(beta),
+            float(eta),
+            float(grad_clip),
+        )
+        self.register_buffer("tau", torch.full((num_samples,), float(tau_init)))
+        self.register_buffer("log_u", torch.zeros(num_samples))
+        self.register_buffer("tau_momentum", torch.zeros(num_samples))
+        self.register_buffer("seen", torch.zeros(num_samples, dtype=torch.bool))
+        self.last_objective: Tensor | None = None
+
+    def check_index(self, index: Tensor, n: int) -> Tensor:
+        if not isinstance(index, Tensor):
+            index = torch.as_tensor(index)
+        if index.dim() != 1 or index.shape[0] != n:
+            raise ValueError(f"isogclr: index must have shape ({n},), got {tuple(index.shape)}")
+        if index.is_floating_point() or index.dtype == torch.bool:
+            raise ValueError(f"isogclr: index must be an integer tensor, got {index.dtype}")
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= self.num_samples:
+            raise ValueError(
+                f"isogclr: index out of range [{lo}, {hi}] for num_samples={self.num_samples}; "
+                "set num_samples to the dataset size"
+            )
+        if index.unique().numel() != n:
+            raise ValueError(
+                "isogclr: index has duplicates; each dataset sample at most once per batch"
+            )
+        return index.to(self.tau.device).long()
+
+    def compute(self, z: Tensor, *, index: Tensor | None = None, **_: Any) -> Tensor:
+        n, m, _ = z.shape
+        index = self.check_index(index, n)
+        flat = view_major(z)
+        sim = flat @ flat.T  # (MN, MN)
+        inst = torch.arange(n, device=z.device).repeat(m)
+        neg = inst[:, None] != inst[None, :]
+        num_neg = m * (n - 1)
+        tau = self.tau[index].to(z.dtype).repeat(m)[:, None]  # (MN, 1), row a = (m, i)
+        gram = instance_gram(z)
+        pos = ((gram.sum(-1) - gram.diagonal(dim1=1, dim2=2)) / (m - 1)).T.reshape(-1)  # (MN,)
+
+        with torch.no_grad():
+            scaled = (sim / tau).masked_fill(~neg, float("-inf"))
+            log_g = scaled.logsumexp(dim=1) - math.log(num_neg)  # (MN,)
+            old = self.log_u[index].to(z.dtype).repeat(m)
+            first = (~self.seen[index]).repeat(m)
+            keep = math.log1p(-self.gamma) if self.gamma < 1 else float("-inf")
+            moved = torch.logaddexp(old + keep, log_g + math.log(self.gamma))
+            log_u = torch.where(first, log_g, moved)  # per anchor row
+            weights = torch.exp(scaled - log_u[:, None])  # p_ij, 0 off the negatives
+            grad_tau = (
+                log_u + self.rho - (weights * (sim / tau).masked_fill(~neg, 0)).sum(1) / num_neg
+            )
+            grad_tau = grad_tau.view(m, n).mean(0).clamp(-self.grad_clip, self.grad_clip)
+            hneg = ((sim - pos[:, None]) / tau).masked_fill(~neg, float("-inf"))
+            objective = tau[:, 0] * (hneg.logsumexp(1) - math.log(num_neg)) + tau[:, 0] * self.rho
+            self.last_objective = objective.mean().detach()
+
+        surrogate = (weights * sim).masked_fill(~neg, 0).sum(dim=1) / num_neg - pos  # (MN,)
+        loss = surrogate.view(m, n).sum(dim=0).mean()
+
+        if self.training:
+            with torch.no_grad():
+                new_log_u = log_u.view(m, n).logsumexp(0) - math.log(m)  # mean of the views' u
+                self.log_u[index] = new_log_u.to(self.log_u.dtype)
+                self.seen[index] = True
+                mom = (1 - self.beta) * self.tau_momentum[index] + self.beta * grad_tau.to(
+                    self.tau.dtype
+                )
+                self.tau_momentum[index] = mom
+                self.tau[index] = (self.tau[index] - self.eta * mom).clamp(
+                    self.tau_min, self.tau_max
+                )
+        return loss
+
+    def example_inputs(
+        self,
+        n: int = 8,
+        m: int | None = None,
+        d: int = 16,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[Tensor, dict[str, Any]]:
+        views, kwargs = super().example_inputs(n, m, d, generator=generator, dtype=dtype)
+        kwargs["index"] = torch.randperm(self.num_samples, generator=generator)[:n]
+        return views, kwargs

@@ -1,0 +1,67 @@
+"""Poly-View Contrastive learning (Shidani, Hjelm, Ramapuram, Webb, Dhekane, Busbridge,
+"Poly-View Contrastive Learning", ICLR 2024)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+
+
+def other_instance_lse(z: Tensor, temperature: float) -> Tensor:
+    """``(N, M, D)`` -> ``(N, M)``: for anchor (i, m), LSE over every view of every other
+    instance, log sum_{j != i, l} exp(s_ij^{ml}/τ)."""
+    n, m, _ = z.shape
+    flat = view_major(z)
+    logits = flat @ flat.T / temperature
+    inst = torch.arange(n, device=z.device).repeat(m)
+    same = inst[:, None] == inst[None, :]
+    return logits.masked_fill(same, float("-inf")).logsumexp(dim=1).view(m, n).T
+
+
+class PolyViewContrastive(MultiViewLoss):
+    r"""Poly-View Contrastive loss (PVC), implemented from the paper's formula.
+
+    For anchor (i, α) and target view β != α,
+
+    .. math:: \ell_{i\alpha\beta} = -s_{ii}^{\alpha\beta}/\tau + \log\Big(e^{s_{ii}^{\alpha\beta}/\tau}
+              + \sum_{j\ne i,\gamma} e^{s_{ij}^{\alpha\gamma}/\tau}\Big)
+
+    (the anchor's other views are masked out). ``method="geometric"`` averages ℓ over β, α
+    and i; ``"arithmetic"`` aggregates per (i, α) as -log((1/(M-1)) Σ_β exp(-ℓ_{iαβ})),
+    per sample — not the re-implementation that mixes batch means into the aggregation.
+
+    Args:
+        temperature: τ.
+        method: ``"geometric"`` (default) or ``"arithmetic"``.
+        normalize: L2-normalise the views first.
+
+    Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
+    """
+
+    def __init__(
+        self, temperature: float = 0.1, *, method: str = "geometric", normalize: bool = True
+    ) -> None:
+        super().__init__(normalize=normalize)
+        if method not in ("geometric", "arithmetic"):
+            raise ValueError(f"pvc: method must be 'geometric' or 'arithmetic', got {method!r}")
+        self.temperature = check_temperature(temperature)
+        self.method = method
+
+    def compute(self, z: Tensor, **_: Any) -> Tensor:
+        m = z.shape[1]
+        other = other_instance_lse(z, self.temperature)  # (N, M)
+        pos = instance_gram(z) / self.temperature  # (N, M, M)
+        # ℓ = -g + log(e^g + e^o) = softplus(o - g)
+        ell = F.softplus(other[:, :, None] - pos)  # (N, α, β)
+        off = ~torch.eye(m, dtype=torch.bool, device=z.device)
+        if self.method == "geometric":
+            return ell[:, off].mean()
+        neg = (-ell).masked_fill(~off, float("-inf"))
+        per_anchor = -neg.logsumexp(dim=2) + math.log(m - 1)  # (N, α)
+        return per_anchor.mean()

@@ -1,0 +1,53 @@
+"""Pairwise aggregation (PWE) of a two-view loss over M views, the baseline of Koromilas et
+al. 2025, "A Principled Framework for Multi-View Contrastive Learning"."""
+
+from __future__ import annotations
+
+import inspect
+from itertools import combinations
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from manyview.losses.base import MultiViewLoss
+
+
+class PairwiseLoss(MultiViewLoss):
+    """Mean of a two-view loss over all C(M, 2) view pairs.
+
+    Args:
+        base: a registered loss name (default ``"infonce"``) or a loss module taking 2 views.
+        normalize: L2-normalise the views first (the base then skips it).
+        **base_kwargs: passed to the base loss, e.g. ``temperature=0.5``.
+
+    Inputs: ``views`` (N, M, D) or M tensors (N, D); ``labels``/``index`` are passed on.
+    Output: a 0-dim tensor.
+    """
+
+    def __init__(
+        self, base: str | nn.Module = "infonce", *, normalize: bool = True, **base_kwargs: Any
+    ) -> None:
+        super().__init__(normalize=normalize)
+        if isinstance(base, str):
+            import manyview
+
+            factory = manyview.entry("loss", base).load()
+            params = inspect.signature(factory).parameters
+            if "normalize" in params:
+                base_kwargs.setdefault("normalize", False)
+            base = manyview.create("loss", base, **base_kwargs)
+        elif base_kwargs:
+            raise ValueError("pwe: pass base_kwargs only with a base loss name")
+        self.base = base
+        self.needs = tuple(getattr(base, "needs", ()))
+        self.label_kind = getattr(base, "label_kind", "class")
+
+    @property
+    def temperature(self) -> float | None:
+        return getattr(self.base, "temperature", None)
+
+    def compute(self, z: Tensor, **kwargs: Any) -> Tensor:
+        m = z.shape[1]
+        terms = [self.base(z[:, [a, b]], **kwargs) for a, b in combinations(range(m), 2)]
+        return torch.stack(terms).mean()

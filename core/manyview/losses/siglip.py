@@ -1,0 +1,59 @@
+"""The sigmoid loss for language-image pre-training (Zhai et al. 2023, "Sigmoid Loss for
+Language Image Pre-Training")."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from manyview.losses.base import MultiViewLoss
+
+
+class SigLIPLoss(MultiViewLoss):
+    r"""Pairwise sigmoid loss: :math:`-\frac1N\sum_{i,j}\log\sigma(y_{ij}(e^{t}\langle u_i,
+    v_j\rangle + b))` with :math:`y_{ij} = 1` for matching pairs and -1 otherwise.
+
+    The log scale t and the bias b are parameters initialised as in the paper
+    (scale 10, bias -10); ``learnable=False`` keeps them fixed.
+
+    Args:
+        scale: initial scale e^t.
+        bias: initial bias b.
+        learnable: learn scale and bias.
+        normalize: L2-normalise the embeddings first.
+
+    Inputs: ``views`` (N, 2, D) or [image (N, D), text (N, D)]. Output: a 0-dim tensor.
+    """
+
+    max_views = 2
+
+    def __init__(
+        self,
+        scale: float = 10.0,
+        bias: float = -10.0,
+        *,
+        learnable: bool = True,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__(normalize=normalize)
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        log_scale = torch.tensor(math.log(scale), dtype=torch.float32)
+        bias_t = torch.tensor(float(bias), dtype=torch.float32)
+        if learnable:
+            self.logit_scale = nn.Parameter(log_scale)
+            self.logit_bias = nn.Parameter(bias_t)
+        else:
+            self.register_buffer("logit_scale", log_scale)
+            self.register_buffer("logit_bias", bias_t)
+
+    def compute(self, z: Tensor, **_: Any) -> Tensor:
+        n = z.shape[0]
+        logits = self.logit_scale.to(z.dtype).exp() * (z[:, 0] @ z[:, 1].T)
+        logits = logits + self.logit_bias.to(z.dtype)
+        sign = 2 * torch.eye(n, dtype=z.dtype, device=z.device) - 1
+        return -F.logsigmoid(sign * logits).sum() / n

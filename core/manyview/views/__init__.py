@@ -1,0 +1,5 @@
+"""Views that come with the core (modality plugins add their own)."""
+
+from manyview.views.embedding_noise import EmbeddingNoise
+
+__all__ = ["EmbeddingNoise"]

@@ -1,0 +1,91 @@
+"""The command line: --help, --version, plugins, list; no torch import on the fast paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import manyview
+from manyview.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert manyview.__version__ in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "plugins" in capsys.readouterr().out
+
+
+def test_list_loss_table(capsys):
+    assert main(["list", "loss"]) == 0
+    out = capsys.readouterr().out
+    for name in manyview.available("loss"):
+        assert name in out
+    assert "summary" in out.splitlines()[0]
+
+
+def test_every_builtin_has_a_summary():
+    for kind in manyview.KINDS:
+        for entry in manyview.manager.registry().entries(kind):
+            assert entry.summary, f"{kind} {entry.name} has no summary"
+
+
+def test_list_json(capsys):
+    assert main(["list", "view", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {
+        "name": "embedding_noise",
+        "plugin": "manyview",
+        "modality": "embedding",
+    }.items() <= rows[0].items()
+
+
+def test_list_unknown_kind_is_a_usage_error(capsys):
+    assert main(["list", "lossez"]) == 2
+    assert "did you mean 'loss'" in capsys.readouterr().err
+
+
+def test_list_empty_kind(capsys):
+    assert main(["list", "recipe"]) == 0
+    assert "no recipe is registered" in capsys.readouterr().out
+
+
+def test_plugins_json(capsys):
+    assert main(["plugins", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    core = [r for r in rows if r["distribution"] == "manyview"]
+    assert core and all(r["status"] == "loaded" for r in core)
+    assert "infonce" in next(r for r in core if "loss" in r["registered"])["registered"]["loss"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["list", "loss"], ["list", "view", "--json"], ["plugins"], ["plugins", "--json"]],
+)
+def test_fast_commands_do_not_import_torch(run_python, argv):
+    code = (
+        "import sys\n"
+        "from manyview.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('torch', 'numpy', 'timm', 'open_clip', 'diffusers') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+
+
+def test_console_script_help(run_python):
+    result = run_python("-m", "manyview", "--help")
+    assert result.returncode == 0
+    for command in ("plugins", "list", "new-plugin"):
+        assert command in result.stdout

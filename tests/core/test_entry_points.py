@@ -1,0 +1,149 @@
+"""Plugins installed as distributions with a ``manyview`` entry point, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+GOOD = """
+import manyview
+
+@manyview.hookimpl
+def manyview_register_losses(register):
+    register("ep_loss", "ep_good_losses:EpLoss", summary="a loss from an entry point")
+
+@manyview.hookimpl
+def manyview_register_encoders(register):
+    register("ep_encoder", "ep_good_losses:EpLoss", summary="an encoder", modality="audio")
+"""
+
+GOOD_LOSSES = '''
+class EpLoss:
+    """A loss from an entry point."""
+    def __init__(self, temperature=0.5):
+        self.temperature = temperature
+'''
+
+BROKEN = "raise ImportError('this plugin needs a package that is not installed')\n"
+
+RAISES_IN_HOOK = """
+import manyview
+
+@manyview.hookimpl
+def manyview_register_losses(register):
+    raise RuntimeError("registration exploded")
+"""
+
+OTHER_CLIP = """
+import manyview
+
+@manyview.hookimpl
+def manyview_register_losses(register):
+    register("clip", "ep_good_losses:EpLoss", summary="another clip")
+"""
+
+
+@pytest.fixture
+def site(tmp_path, fake_distribution):
+    site = tmp_path / "site"
+    fake_distribution(
+        site,
+        "manyview-good",
+        {"good": "ep_good"},
+        {"ep_good": GOOD, "ep_good_losses": GOOD_LOSSES},
+        version="1.2.3",
+    )
+    fake_distribution(site, "manyview-broken", {"broken": "ep_broken"}, {"ep_broken": BROKEN})
+    fake_distribution(
+        site, "manyview-hookfail", {"hookfail": "ep_hookfail"}, {"ep_hookfail": RAISES_IN_HOOK}
+    )
+    return site
+
+
+def plugins_json(run_python, site, **env):
+    result = run_python("-m", "manyview", "plugins", "--json", path=[site], env=env)
+    assert result.returncode == 0, result.stderr
+    return {p["distribution"]: p for p in json.loads(result.stdout)}
+
+
+def test_good_broken_and_failing_plugins(run_python, site):
+    found = plugins_json(run_python, site)
+    good = found["manyview-good"]
+    assert good["status"] == "loaded" and good["version"] == "1.2.3"
+    assert good["registered"] == {"encoder": ["ep_encoder"], "loss": ["ep_loss"]}
+    broken = found["manyview-broken"]
+    assert broken["status"] == "failed"
+    assert "ImportError" in broken["error"] and "not installed" in broken["error"]
+    hookfail = found["manyview-hookfail"]
+    assert hookfail["status"] == "failed" and "registration exploded" in hookfail["error"]
+    assert found["manyview"]["status"] == "loaded"
+
+
+def test_human_plugins_output_shows_error_and_exits_zero(run_python, site):
+    result = run_python("-m", "manyview", "plugins", path=[site])
+    assert result.returncode == 0
+    assert "manyview-broken" in result.stdout and "ImportError" in result.stdout
+    assert "failed to load" in result.stderr
+
+
+def test_list_still_works_with_a_broken_plugin(run_python, site):
+    result = run_python("-m", "manyview", "list", "loss", path=[site])
+    assert result.returncode == 0, result.stderr
+    assert "ep_loss" in result.stdout and "infonce" in result.stdout
+    result = run_python("-m", "manyview", "list", "encoder", "--json", path=[site])
+    rows = json.loads(result.stdout)
+    assert rows == [
+        {
+            "name": "ep_encoder",
+            "plugin": "manyview-good",
+            "summary": "an encoder",
+            "modality": "audio",
+        }
+    ]
+
+
+def test_create_through_entry_point(run_python, site):
+    code = "import manyview; print(manyview.create('loss', 'ep_loss', temperature=0.2).temperature)"
+    result = run_python("-c", code, path=[site])
+    assert result.stdout.strip() == "0.2", result.stderr
+
+
+def test_allow_list(run_python, site):
+    found = plugins_json(run_python, site, MANYVIEW_LOAD_PLUGINS="manyview-good")
+    assert found["manyview-good"]["status"] == "loaded"
+    assert found["manyview-broken"]["status"] == "disabled"
+    assert found["manyview"]["status"] == "loaded"  # built-ins always load
+
+
+def test_allow_list_empty_loads_no_entry_points(run_python, site):
+    found = plugins_json(run_python, site, MANYVIEW_LOAD_PLUGINS="")
+    assert found["manyview-good"]["status"] == "disabled"
+
+
+def test_block_list_by_entry_point_name(run_python, site):
+    found = plugins_json(run_python, site, MANYVIEW_DISABLE_PLUGINS="broken, hookfail")
+    assert found["manyview-broken"]["status"] == "disabled"
+    assert found["manyview-hookfail"]["status"] == "disabled"
+    assert found["manyview-good"]["status"] == "loaded"
+
+
+def test_name_collision_with_builtin_is_ambiguous_and_qualified_works(
+    run_python, site, fake_distribution
+):
+    fake_distribution(
+        site, "manyview-otherclip", {"otherclip": "ep_otherclip"}, {"ep_otherclip": OTHER_CLIP}
+    )
+    code = (
+        "import manyview\n"
+        "try:\n    manyview.create('loss', 'clip')\n"
+        "except manyview.AmbiguousNameError as e:\n    print('AMBIGUOUS', e)\n"
+        "print(type(manyview.create('loss', 'manyview-otherclip:clip')).__name__)\n"
+        "print(type(manyview.create('loss', 'manyview:clip')).__name__)\n"
+    )
+    result = run_python("-c", code, path=[site])
+    assert result.returncode == 0, result.stderr
+    assert "AMBIGUOUS" in result.stdout and "manyview-otherclip" in result.stdout
+    assert "EpLoss" in result.stdout and "CLIPLoss" in result.stdout
+    listed = run_python("-m", "manyview", "list", "loss", path=[site]).stdout
+    assert "manyview:clip" in listed and "manyview-otherclip:clip" in listed
