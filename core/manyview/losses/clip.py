@@ -49,26 +49,30 @@ class CLIPLoss(MultiViewLoss):
         super().__init__(normalize=normalize)
         check_temperature(temperature)
         self.max_scale = float(max_scale)
-        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
-        if learnable:
-            self.logit_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("logit_scale", init)
         self.learnable = learnable
+        self.logit_scale: nn.Parameter | float
+        if learnable:
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        else:  # a Python float: exact in float64 and untouched by module.to(dtype)
+            self.logit_scale = math.log(1.0 / temperature)
 
     @property
     def temperature(self) -> float:
-        return float(torch.exp(-self.logit_scale.detach()))
+        scale = self.logit_scale
+        return math.exp(-(scale.item() if isinstance(scale, Tensor) else scale))
 
     def clamp_(self) -> None:
-        """Clamp the log scale to [0, log(max_scale)] in place (open_clip's clamp)."""
-        with torch.no_grad():
-            self.logit_scale.clamp_(0.0, math.log(self.max_scale))
+        """Clamp the learnable log scale to [0, log(max_scale)] in place (open_clip's clamp)."""
+        if isinstance(self.logit_scale, Tensor):
+            with torch.no_grad():
+                self.logit_scale.clamp_(0.0, math.log(self.max_scale))
 
     def compute(self, z: Tensor, **_: Any) -> Tensor:
-        if self.learnable:
+        if isinstance(self.logit_scale, Tensor):
             self.clamp_()
-        scale = self.logit_scale.to(z.dtype).exp()
+            scale = self.logit_scale.to(z.dtype).exp()
+        else:
+            scale = math.exp(self.logit_scale)
         logits = scale * (z[:, 0] @ z[:, 1].T)
         target = torch.arange(z.shape[0], device=z.device)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

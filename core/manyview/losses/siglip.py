@@ -42,18 +42,20 @@ class SigLIPLoss(MultiViewLoss):
         super().__init__(normalize=normalize)
         if not scale > 0:
             raise ValueError(f"scale must be positive, got {scale}")
-        log_scale = torch.tensor(math.log(scale), dtype=torch.float32)
-        bias_t = torch.tensor(float(bias), dtype=torch.float32)
+        self.logit_scale: nn.Parameter | float
+        self.logit_bias: nn.Parameter | float
         if learnable:
-            self.logit_scale = nn.Parameter(log_scale)
-            self.logit_bias = nn.Parameter(bias_t)
-        else:
-            self.register_buffer("logit_scale", log_scale)
-            self.register_buffer("logit_bias", bias_t)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(scale)))
+            self.logit_bias = nn.Parameter(torch.tensor(float(bias)))
+        else:  # Python floats: exact in float64 and untouched by module.to(dtype)
+            self.logit_scale, self.logit_bias = math.log(scale), float(bias)
 
     def compute(self, z: Tensor, **_: Any) -> Tensor:
         n = z.shape[0]
-        logits = self.logit_scale.to(z.dtype).exp() * (z[:, 0] @ z[:, 1].T)
-        logits = logits + self.logit_bias.to(z.dtype)
+        if isinstance(self.logit_scale, Tensor):
+            scale, bias = self.logit_scale.to(z.dtype).exp(), self.logit_bias.to(z.dtype)
+        else:
+            scale, bias = math.exp(self.logit_scale), self.logit_bias
+        logits = scale * (z[:, 0] @ z[:, 1].T) + bias
         sign = 2 * torch.eye(n, dtype=z.dtype, device=z.device) - 1
         return -F.logsigmoid(sign * logits).sum() / n

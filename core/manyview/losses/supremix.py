@@ -40,6 +40,7 @@ class SupReMix(MultiViewLoss):
         window: the label window n of the hard positives (5).
         neg_beta: Beta parameters of λ (official default Beta(2, 8)), or a float for a fixed λ.
         weighting: "l1", "l2" or "none".
+        detach_mixtures: build mixtures from detached embeddings (official; default ``True``).
         normalize: L2-normalise the views first.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D) and ``labels`` (N,) real-valued targets.
@@ -58,6 +59,7 @@ class SupReMix(MultiViewLoss):
         window: float = 5.0,
         neg_beta: tuple[float, float] | float = (2.0, 8.0),
         weighting: str = "l1",
+        detach_mixtures: bool = True,
         normalize: bool = True,
     ) -> None:
         super().__init__(normalize=normalize)
@@ -74,6 +76,7 @@ class SupReMix(MultiViewLoss):
         self.window = float(window)
         self.neg_beta = neg_beta
         self.weighting = weighting
+        self.detach_mixtures = detach_mixtures
 
     def _weight(self, dy: Tensor) -> Tensor:
         dy = dy.abs()
@@ -97,7 +100,8 @@ class SupReMix(MultiViewLoss):
         y = labels.to(z.dtype).repeat(m)  # (R,)
         tau = self.temperature
         sim = flat @ flat.T  # real similarities (gradient to both sides)
-        sim_d = flat @ flat.detach().T  # anchor against detached rows: mixtures' building block
+        # anchor against the rows the mixtures are built from (detached by default)
+        sim_d = flat @ flat.detach().T if self.detach_mixtures else sim
         eye = torch.eye(r, dtype=torch.bool, device=z.device)
         dy = y[:, None] - y[None, :]
 
