@@ -66,7 +66,7 @@ class ISogCLR(MultiViewLoss):
         normalize: bool = True,
     ) -> None:
         super().__init__(normalize=normalize)
-        if not isinstance(num_samples, int) or num_samples < 1:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(
                 f"isogclr: num_samples must be a positive int (the dataset size), got {num_samples!r}"
             )
