@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = "manyview"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "manyview.default_plugins.losses",
+    "manyview.default_plugins.teachers",
     "manyview.default_plugins.views",
 )
 """Modules of the core's own built-ins; they register through the same hooks as any plugin."""

@@ -23,11 +23,13 @@ import torch
 from torch import Tensor
 
 import manyview
+from manyview.registry import Entry
 
 __all__ = [
     "LOSS_CHECKS",
     "EncoderContractTests",
     "LossContractTests",
+    "TeacherContractTests",
     "ViewContractTests",
     "build",
     "check_encoder",
@@ -38,14 +40,23 @@ __all__ = [
     "check_loss_list_input",
     "check_loss_output",
     "check_loss_small_temperature",
+    "check_teacher",
     "check_view",
 ]
 
 
 def build(kind: str, name: str, **kwargs: Any) -> Any:
-    """Create ``name`` with the registration's ``example_kwargs`` overridden by ``kwargs``."""
-    meta = manyview.entry(kind, name).meta
-    return manyview.create(kind, name, **{**meta.get("example_kwargs", {}), **kwargs})
+    """Create ``name`` with the registration's ``example_kwargs`` overridden by ``kwargs``.
+
+    ``example_kwargs`` is a dict, a callable returning one, or a ``"module:function"`` string
+    naming such a callable (for arguments such as a student module)."""
+    entry = manyview.entry(kind, name)
+    example = entry.meta.get("example_kwargs", {})
+    if isinstance(example, str):  # "module:function" returning the kwargs (e.g. a module)
+        example = Entry(kind, name, example, entry.plugin).load()
+    if callable(example):
+        example = example()
+    return manyview.create(kind, name, **{**example, **kwargs})
 
 
 def _loss_inputs(
@@ -91,13 +102,29 @@ def check_loss_dtype(loss: Any) -> None:
     """float64 in gives float64 out; float32 in gives float32 out; the device is kept."""
     for dtype in (torch.float32, torch.float64):
         views, kwargs = _loss_inputs(loss, dtype=dtype)
-        out = _call(loss, views, kwargs)
+        out = _call(copy.deepcopy(loss).to(dtype), views, kwargs)
         assert out.dtype == dtype, f"{dtype} inputs gave a {out.dtype} loss"
         assert out.device == views.device, f"inputs on {views.device} gave a loss on {out.device}"
 
 
+def is_distillation(loss: Any) -> bool:
+    """Student-vs-teacher losses (``input_kind == "student"``) take a student tensor and
+    ``targets`` rather than M views."""
+    return getattr(loss, "input_kind", "views") == "student"
+
+
 def check_loss_list_input(loss: Any) -> None:
-    """A list of M (N, D) tensors gives the same value as the (N, M, D) tensor."""
+    """A list of M (N, D) tensors gives the same value as the (N, M, D) tensor.
+
+    For a distillation loss: the student's and teacher's batches are checked instead — a
+    teacher batch of another size is refused."""
+    if is_distillation(loss):
+        student, kwargs = _loss_inputs(loss)
+        targets = kwargs["targets"]
+        if isinstance(targets, Tensor) and targets.shape[0] > 1:
+            short = {**kwargs, "targets": targets[:-1]}
+            _raises_value_error(lambda: _call(loss, student, short), "a shorter teacher batch")
+        return
     views, kwargs = _loss_inputs(loss, dtype=torch.float64)
     a = _call(loss, views, kwargs)
     b = _call(loss, list(views.unbind(1)), kwargs)
@@ -118,7 +145,31 @@ def _raises_value_error(fn: Callable[[], Any], what: str) -> None:
 
 
 def check_loss_bad_input(loss: Any) -> None:
-    """Wrong rank, mismatched list shapes and NaN each raise a ValueError with a message."""
+    """Wrong rank, mismatched list shapes and NaN each raise a ValueError with a message.
+
+    For a distillation loss: NaN in the student or the targets, targets that require grad,
+    and missing targets."""
+    if is_distillation(loss):
+        student, kwargs = _loss_inputs(loss)
+        bad = student.clone()
+        bad.view(-1)[0] = float("nan")
+        _raises_value_error(lambda: _call(loss, bad, kwargs), "NaN in the student output")
+        targets = kwargs.get("targets")
+        if isinstance(targets, Tensor):
+            bad_t = targets.clone()
+            bad_t.view(-1)[0] = float("inf")
+            _raises_value_error(
+                lambda: _call(loss, student, {**kwargs, "targets": bad_t}), "inf in the targets"
+            )
+            grad_t = targets.clone().requires_grad_(True)
+            _raises_value_error(
+                lambda: _call(loss, student, {**kwargs, "targets": grad_t}),
+                "targets that require grad",
+            )
+        if "targets" in getattr(loss, "needs", ()):
+            rest = {k: v for k, v in kwargs.items() if k != "targets"}
+            _raises_value_error(lambda: _call(loss, student, rest), "missing targets")
+        return
     views, kwargs = _loss_inputs(loss)
     _raises_value_error(lambda: _call(loss, views[:, 0], kwargs), "a 2-D tensor")
     _raises_value_error(lambda: _call(loss, views[None], kwargs), "a 4-D tensor")
@@ -143,6 +194,7 @@ def check_loss_small_temperature(loss: Any, m: int = 8) -> None:
     max_views = getattr(loss, "max_views", None)
     m = min(m, max_views or m)
     views, kwargs = _loss_inputs(loss, n=16, m=m, d=8)
+    views = views * 10  # large logits / features too
     views = views.requires_grad_(True)
     out = _call(loss, views, kwargs)
     out.backward()
@@ -191,6 +243,36 @@ def check_encoder(encoder: Any, n: int = 2) -> None:
         assert any(p.grad is not None for p in params), "no gradient reached the parameters"
 
 
+def check_teacher(teacher: Any, n: int = 4) -> None:
+    """A teacher makes targets without gradients, never has trainable parameters, survives a
+    ``state_dict`` round trip into a copy, and ``update`` runs."""
+    batch = teacher.example_inputs(n, generator=torch.Generator().manual_seed(0))
+    params = [name for name, p in teacher.named_parameters() if p.requires_grad]
+    assert not params, f"a teacher must not have trainable parameters: {params[:3]}"
+    out = teacher(batch)
+    tensors = [out] if isinstance(out, Tensor) else [t for t in _flatten(out) if isinstance(t, Tensor)]
+    assert tensors, f"the teacher returned no tensor: {type(out).__name__}"
+    for t in tensors:
+        assert not t.requires_grad, "teacher targets must not require grad"
+        if t.is_floating_point():
+            assert torch.isfinite(t).all(), "non-finite teacher targets"
+    twin = copy.deepcopy(teacher)
+    twin.load_state_dict(teacher.state_dict())
+    again = twin(batch)
+    for a, b in zip(tensors, [again] if isinstance(again, Tensor) else _flatten(again), strict=False):
+        if isinstance(b, Tensor):
+            assert torch.equal(a, b), "a state_dict round trip changed the targets"
+    teacher.update(getattr(teacher, "student", None), 1)
+
+
+def _flatten(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in _flatten(v)]
+    if isinstance(obj, list | tuple):
+        return [x for v in obj for x in _flatten(v)]
+    return [obj]
+
+
 class LossContractTests:
     """pytest mixin: set ``name`` (a registered loss) and optionally ``kwargs``."""
 
@@ -227,6 +309,16 @@ class ViewContractTests:
 
     def test_view_contract(self) -> None:
         check_view(build("view", self.name, **self.kwargs))
+
+
+class TeacherContractTests:
+    """pytest mixin: set ``name`` (a registered teacher) and ``kwargs``."""
+
+    name: str = ""
+    kwargs: dict[str, Any] = {}  # noqa: RUF012
+
+    def test_teacher_contract(self) -> None:
+        check_teacher(build("teacher", self.name, **self.kwargs))
 
 
 class EncoderContractTests:

@@ -11,6 +11,7 @@ from manyview.testing import (
     build,
     check_encoder,
     check_loss_small_temperature,
+    check_teacher,
     check_view,
 )
 
@@ -41,6 +42,11 @@ def test_loss_no_overflow_at_eight_views_and_small_temperature(name):
 @pytest.mark.parametrize("name", manyview.available("view"))
 def test_view_contract(name):
     check_view(build("view", name))
+
+
+@pytest.mark.parametrize("name", manyview.available("teacher"))
+def test_teacher_contract(name):
+    check_teacher(build("teacher", name))
 
 
 @pytest.mark.parametrize("name", manyview.available("encoder"))

@@ -1,0 +1,109 @@
+"""A frozen teacher: a fixed module, or one loaded from a local safetensors checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from manyview.teachers.base import Teacher, call_module, trainable_parameter_names
+
+
+def load_weights(
+    module: nn.Module, path: str | Path, *, strict: bool = True, who: str = "frozen"
+) -> nn.Module:
+    """Load a local ``.safetensors`` file into ``module`` with clear errors.
+
+    Raises:
+        ValueError: the file is missing, unreadable or corrupt, or its tensors do not fit the
+            module (missing or unexpected names, or other shapes), naming what differs.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{who}: checkpoint {str(path)!r} does not exist")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"{who}: cannot read {str(path)!r} as safetensors ({exc}); is the file complete?"
+        ) from exc
+    own = module.state_dict()
+    wrong = [
+        f"{k}: file {tuple(v.shape)} vs module {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if wrong or (strict and (missing or unexpected)):
+        raise ValueError(
+            f"{who}: {str(path)!r} does not fit the module: "
+            + "; ".join(
+                part
+                for part in (
+                    f"shape mismatch {wrong[:3]}" if wrong else "",
+                    f"missing {missing[:5]}" if strict and missing else "",
+                    f"unexpected {unexpected[:5]}" if strict and unexpected else "",
+                )
+                if part
+            )
+        )
+    module.load_state_dict(state, strict=strict)
+    return module
+
+
+class FrozenTeacher(Teacher):
+    """A fixed teacher: any module, in eval mode, without gradients, never updated.
+
+    Args:
+        module: the teacher network. Its parameters must not require grad (so a student
+            passed by mistake is caught), unless ``freeze=True`` freezes them in place.
+        checkpoint: a local ``.safetensors`` file loaded into ``module`` (never a download).
+        encoder: instead of ``module``, a registered encoder name built with
+            ``encoder_kwargs`` (then frozen).
+        encoder_kwargs: arguments for ``encoder``.
+        freeze: set ``requires_grad=False`` on the module's parameters in place.
+        strict: require the checkpoint's names to match the module's exactly.
+
+    Calling it runs the module on the batch under ``torch.no_grad`` (a tensor, a tuple of
+    positional arguments, or a dict of keyword arguments).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        encoder: str | None = None,
+        encoder_kwargs: dict[str, Any] | None = None,
+        freeze: bool = False,
+        strict: bool = True,
+    ) -> None:
+        super().__init__()
+        if (module is None) == (encoder is None):
+            raise ValueError("frozen: pass exactly one of module= or encoder=")
+        if encoder is not None:
+            import manyview
+
+            module = manyview.create("encoder", encoder, **(encoder_kwargs or {}))
+            freeze = True
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"frozen: module must be an nn.Module, got {type(module).__name__}")
+        trainable = trainable_parameter_names(module)
+        if trainable and not freeze:
+            raise ValueError(
+                f"frozen: the module has trainable parameters ({', '.join(trainable)}, ...); "
+                "a frozen teacher must not share weights with a student. Pass a copy with "
+                "requires_grad_(False), or freeze=True to freeze this module in place"
+            )
+        module.requires_grad_(False)
+        if checkpoint is not None:
+            load_weights(module, checkpoint, strict=strict)
+        self.module = module.eval()
+
+    def targets(self, batch: Any, **kwargs: Any) -> Any:
+        return call_module(self.module, batch)

@@ -1,0 +1,47 @@
+"""The student as its own teacher, without gradients (self-evaluation, SLA's aggregate,
+Self-E's evaluator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from manyview.teachers.base import Teacher, call_module
+
+
+class SelfTeacher(Teacher):
+    """The student itself under ``torch.no_grad``: targets from the current weights.
+
+    Args:
+        student: the student module (held by reference, not copied: no state of its own).
+        eval_mode: run the student in eval mode for the targets (dropout off), restoring its
+            mode afterwards (default ``True``).
+    """
+
+    def __init__(self, student: nn.Module, *, eval_mode: bool = True) -> None:
+        super().__init__()
+        if not isinstance(student, nn.Module):
+            raise ValueError(f"self: student must be an nn.Module, got {type(student).__name__}")
+        self._student = [student]
+        self.eval_mode = eval_mode
+
+    @property
+    def student(self) -> nn.Module:
+        return self._student[0]
+
+    def targets(self, batch: Any, **kwargs: Any) -> Any:
+        student = self.student
+        was_training = student.training
+        if self.eval_mode:
+            student.eval()
+        try:
+            return call_module(student, batch)
+        finally:
+            student.train(was_training)
+
+    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Any:
+        if hasattr(self.student, "example_inputs"):
+            return self.student.example_inputs(n)
+        return super().example_inputs(n, generator=generator)
