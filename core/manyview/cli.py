@@ -86,6 +86,49 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from manyview.config import ConfigError, load_config
+
+    if args.config is None and args.resume is None:
+        print("manyview train: give a CONFIG.toml, or --resume DIR", file=sys.stderr)
+        return 2
+    out = args.resume or args.out
+    config_path = args.config
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            print("manyview train: --resume DIR is also the output directory; drop --out", file=sys.stderr)
+            return 2
+        from pathlib import Path
+
+        saved = Path(args.resume) / "config.toml"
+        if config_path is None:
+            if not saved.is_file():
+                print(f"manyview train: {args.resume} has no config.toml to resume", file=sys.stderr)
+                return 2
+            config_path = str(saved)
+    if out is None:
+        from pathlib import Path
+
+        out = str(Path("runs") / Path(config_path).stem)
+    try:
+        config = load_config(config_path, args.set)
+        from manyview.training.checkpoint import CheckpointError
+        from manyview.training.trainer import Trainer, TrainingError
+
+        metrics = Trainer(config, out, resume=args.resume is not None).fit()
+    except ConfigError as exc:
+        print(f"manyview train: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingError, CheckpointError) as exc:
+        print(f"manyview train: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if metrics:
+        print(f"done: step {metrics['step']}, loss {metrics['loss']:.4f}; outputs in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manyview",
@@ -102,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", help="view, encoder, teacher, loss, dataset, benchmark or recipe")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("train", help="train a recipe from a TOML configuration")
+    p.add_argument("config", nargs="?", help="the configuration (TOML)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key, e.g. --set optimizer.lr=0.01 (repeatable)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("new-plugin", help="scaffold an installable third-party plugin package")
     p.add_argument("name", help="distribution name, e.g. manyview-myloss")

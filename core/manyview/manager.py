@@ -30,8 +30,10 @@ ENTRY_POINT_GROUP = "manyview"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "manyview.default_plugins.losses",
+    "manyview.default_plugins.distillation",
     "manyview.default_plugins.teachers",
     "manyview.default_plugins.views",
+    "manyview.default_plugins.data",
 )
 """Modules of the core's own built-ins; they register through the same hooks as any plugin."""
 

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-def build(kind: str, name: str, **kwargs: Any) -> Any:
+def build(kind: str, name: str, /, **kwargs: Any) -> Any:
     """Create ``name`` with the registration's ``example_kwargs`` overridden by ``kwargs``.
 
     ``example_kwargs`` is a dict, a callable returning one, or a ``"module:function"`` string
@@ -120,7 +120,7 @@ def check_loss_list_input(loss: Any) -> None:
     teacher batch of another size is refused."""
     if is_distillation(loss):
         student, kwargs = _loss_inputs(loss)
-        targets = kwargs["targets"]
+        targets = kwargs.get("targets")  # None for losses that are their own teacher (sla)
         if isinstance(targets, Tensor) and targets.shape[0] > 1:
             short = {**kwargs, "targets": targets[:-1]}
             _raises_value_error(lambda: _call(loss, student, short), "a shorter teacher batch")
@@ -213,14 +213,16 @@ LOSS_CHECKS: dict[str, Callable[[Any], None]] = {
 
 
 def check_view(view: Any, n: int = 4) -> None:
-    """A view keeps the batch size, is deterministic under a seeded generator, and makes
-    its own example inputs (``view.example_inputs(n, generator=...)``)."""
+    """A view keeps the batch size (times ``view.copies_per_input`` for a view that expands
+    each input into several rows, such as ``rotation``), is deterministic under a seeded
+    generator, and makes its own example inputs (``view.example_inputs(n, generator=...)``)."""
     assert hasattr(view, "example_inputs"), "a view must provide example_inputs(n, generator=...)"
     x = view.example_inputs(n, generator=torch.Generator().manual_seed(0))
     a = view(x, generator=torch.Generator().manual_seed(1))
     b = view(x, generator=torch.Generator().manual_seed(1))
     first = a if isinstance(a, Tensor) else next(iter(a.values())) if isinstance(a, dict) else a[0]
-    assert len(first) == n, f"the view changed the batch size from {n} to {len(first)}"
+    rows = n * getattr(view, "copies_per_input", 1)
+    assert len(first) == rows, f"the view changed the batch size from {rows} to {len(first)}"
     if isinstance(a, Tensor):
         assert torch.equal(a, b), "the view is not deterministic under a seeded generator"
         assert torch.isfinite(a).all() if a.is_floating_point() else True, "non-finite output"
@@ -250,7 +252,9 @@ def check_teacher(teacher: Any, n: int = 4) -> None:
     params = [name for name, p in teacher.named_parameters() if p.requires_grad]
     assert not params, f"a teacher must not have trainable parameters: {params[:3]}"
     out = teacher(batch)
-    tensors = [out] if isinstance(out, Tensor) else [t for t in _flatten(out) if isinstance(t, Tensor)]
+    tensors = (
+        [out] if isinstance(out, Tensor) else [t for t in _flatten(out) if isinstance(t, Tensor)]
+    )
     assert tensors, f"the teacher returned no tensor: {type(out).__name__}"
     for t in tensors:
         assert not t.requires_grad, "teacher targets must not require grad"
@@ -259,7 +263,9 @@ def check_teacher(teacher: Any, n: int = 4) -> None:
     twin = copy.deepcopy(teacher)
     twin.load_state_dict(teacher.state_dict())
     again = twin(batch)
-    for a, b in zip(tensors, [again] if isinstance(again, Tensor) else _flatten(again), strict=False):
+    for a, b in zip(
+        tensors, [again] if isinstance(again, Tensor) else _flatten(again), strict=False
+    ):
         if isinstance(b, Tensor):
             assert torch.equal(a, b), "a state_dict round trip changed the targets"
     teacher.update(getattr(teacher, "student", None), 1)

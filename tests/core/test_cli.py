@@ -52,8 +52,8 @@ def test_list_unknown_kind_is_a_usage_error(capsys):
 
 
 def test_list_empty_kind(capsys):
-    assert main(["list", "recipe"]) == 0
-    assert "no recipe is registered" in capsys.readouterr().out
+    assert main(["list", "benchmark"]) == 0
+    assert "no benchmark is registered" in capsys.readouterr().out
 
 
 def test_plugins_json(capsys):

@@ -15,3 +15,21 @@ def manyview_register_views(register: Any) -> None:
         summary="Sign-aligned uniform noise of norm eps on embeddings (XSimGCL)",
         modality="embedding",
     )
+    register(
+        "gaussian_noise",
+        "manyview.views.vector:GaussianNoise",
+        summary="Gaussian noise on every feature of a vector batch",
+        modality="vector",
+    )
+    register(
+        "feature_mask",
+        "manyview.views.vector:FeatureMask",
+        summary="Zero each feature with probability p, per sample",
+        modality="vector",
+    )
+    register(
+        "rotation",
+        "manyview.views.rotation:Rotation",
+        summary="Rotated copies by 0/90/180/270 degrees, contiguous per sample (SLA)",
+        modality="image",
+    )

@@ -18,7 +18,12 @@ FULL_GRADIENT = {
     "dclw": {"detach_weights": False},
     "supremix": {"detach_mixtures": False, "neg_beta": 0.3},
 }
-NAMES = [n for n in manyview.available("loss") if n != "isogclr"]
+NAMES = [
+    n
+    for n in manyview.available("loss")
+    if n != "isogclr"
+    and getattr(manyview.entry("loss", n).load(), "input_kind", "views") == "views"
+]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,41 @@
+"""Built-in datasets and encoders of the core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manyview.hookspecs import hookimpl
+
+
+@hookimpl
+def manyview_register_datasets(register: Any) -> None:
+    register(
+        "synthetic",
+        "manyview.datasets.synthetic:SyntheticModalities",
+        summary="Class-structured vectors in several modalities, made offline from a seed",
+        modalities="vector",
+    )
+
+
+@hookimpl
+def manyview_register_encoders(register: Any) -> None:
+    register(
+        "mlp",
+        "manyview.encoders.mlp:MLPEncoder",
+        summary="Multi-layer perceptron for vector inputs",
+        modality="vector",
+    )
+
+
+@hookimpl
+def manyview_register_recipes(register: Any) -> None:
+    register(
+        "contrastive",
+        "manyview.recipes.contrastive:ContrastiveRecipe",
+        summary="Any modalities and views through any contrastive losses in one call",
+    )
+    register(
+        "distill",
+        "manyview.recipes.distill:DistillRecipe",
+        summary="A student against an EMA or frozen teacher with distillation losses",
+    )

@@ -1,0 +1,100 @@
+"""Masked, weighted means of per-row or per-token distillation losses (UniSD's reduction).
+
+For per-row values ``(N,)``: :math:`\\sum_i m_i w_i \\ell_i / \\sum_i m_i w_i`.
+For per-token values ``(N, T)`` (UniSD, Jin et al. 2026):
+
+.. math:: \\mathcal{L} = \\frac{1}{|B'|}\\sum_{b\\in B'}
+          \\frac{\\sum_t m_{bt} w_{bt} \\ell_{bt}}{\\sum_t m_{bt} w_{bt}},
+
+a weighted mean within each sequence and a plain mean over the sequences ``B'`` that have
+any weight left (an all-masked sequence is skipped rather than counted as 0). Per-sequence
+weights ``(N,)`` instead weight that batch mean. An all-masked batch gives 0 (still a
+function of the inputs, so ``backward`` runs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["check_mask", "check_weights", "masked_mean"]
+
+
+def check_mask(mask: Any, shape: tuple[int, ...], who: str) -> Tensor | None:
+    """``None``, or a bool tensor of exactly ``shape`` (True = a valid row or token)."""
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"{who}: mask must be a bool tensor {shape}, got {type(mask).__name__}")
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"{who}: mask must have shape {tuple(shape)} (True marks valid items), got "
+            f"{tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        if mask.is_floating_point() or mask.is_complex():
+            raise ValueError(f"{who}: mask must be bool (or 0/1 integers), got {mask.dtype}")
+        mask = mask != 0
+    return mask
+
+
+def check_weights(weights: Any, shape: tuple[int, ...], who: str) -> Tensor | None:
+    """``None``, or finite non-negative weights of ``shape`` or ``(shape[0],)``."""
+    if weights is None:
+        return None
+    if not isinstance(weights, Tensor):
+        raise ValueError(f"{who}: weights must be a tensor, got {type(weights).__name__}")
+    allowed = {tuple(shape), (shape[0],)}
+    if tuple(weights.shape) not in allowed:
+        listed = " or ".join(str(s) for s in sorted(allowed, key=len))
+        raise ValueError(f"{who}: weights must have shape {listed}, got {tuple(weights.shape)}")
+    if weights.is_complex() or weights.dtype == torch.bool:
+        raise ValueError(f"{who}: weights must be real numbers, got {weights.dtype}")
+    if weights.is_floating_point() and not torch.isfinite(weights).all():
+        raise ValueError(f"{who}: weights contain NaN or inf")
+    if (weights < 0).any():
+        raise ValueError(f"{who}: weights must be non-negative")
+    return weights
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    # den == 0 only when every term of num is 0 too: 0 / tiny = 0, no NaN, no branch.
+    return num / den.clamp_min(torch.finfo(den.dtype).tiny)
+
+
+def masked_mean(
+    values: Tensor,
+    mask: Any = None,
+    weights: Any = None,
+    *,
+    who: str = "distillation loss",
+) -> Tensor:
+    """The masked, weighted mean of ``values`` ``(N,)`` or ``(N, T)`` described above."""
+    if values.dim() not in (1, 2):
+        raise ValueError(
+            f"{who}: per-item values must be (N,) or (N, T), got {tuple(values.shape)}"
+        )
+    shape = tuple(values.shape)
+    mask = check_mask(mask, shape, who)
+    weights = check_weights(weights, shape, who)
+    keep = torch.ones(shape, dtype=torch.bool, device=values.device) if mask is None else mask
+    keep = keep.to(values.device)
+    values = torch.where(keep, values, torch.zeros((), dtype=values.dtype, device=values.device))
+    w = keep.to(values.dtype)
+    seq_weights = None
+    if weights is not None:
+        weights = weights.to(device=values.device, dtype=values.dtype)
+        if weights.shape == shape:
+            w = w * weights
+        else:  # (N,) weights of token values: they weight the sequences
+            seq_weights = weights
+    if values.dim() == 1:
+        return _ratio((w * values).sum(), w.sum())
+    den = w.sum(dim=1)
+    per_seq = _ratio((w * values).sum(dim=1), den)
+    counted = (den > 0).to(values.dtype)
+    if seq_weights is not None:
+        counted = counted * seq_weights
+    return _ratio((counted * per_seq).sum(), counted.sum())

@@ -1,0 +1,429 @@
+"""The trainer behind ``manyview train``: a recipe, an optimizer and checkpoints that
+survive ``kill -9``.
+
+Determinism: on the CPU, a run and a run that was killed and resumed from any checkpoint end
+with bit-identical weights. Everything random is restored on resume: the data order (a
+function of seed and epoch, plus the number of batches consumed), the views' generator, the
+global torch generator (dropout), optimizer, scheduler, teacher and stateful losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import default_collate
+
+import manyview
+from manyview import distributed
+from manyview.config import ConfigError, dump_config
+from manyview.manager import plugin_manager
+from manyview.metrics import alignment, effective_rank, uniformity
+from manyview.training.checkpoint import (
+    CheckpointError,
+    clean_partial,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from manyview.training.optim import build_optimizer, build_scheduler
+from manyview.training.progress import Progress
+from manyview.training.sampler import EpochBatchSampler
+
+
+class TrainingError(RuntimeError):
+    """Training stopped; the message says why and where the last checkpoint is."""
+
+
+class Trainer:
+    """Runs one configuration.
+
+    Args:
+        config: a validated configuration (:func:`manyview.config.load_config`).
+        out: the run directory (``config.toml``, ``metrics.jsonl``, ``checkpoints/``).
+        resume: continue from the newest checkpoint in ``out``.
+        progress: show progress (default: on the main rank).
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        out: str | Path,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.run = config["run"]
+        self.out = Path(out)
+        self.resume = resume
+        self.ctx = distributed.init_from_env(self.run["device"], config["distributed"]["backend"])
+        self.device = self.ctx.device
+        self.step = 0
+        self.batches_consumed = 0
+        self.bad_steps = 0
+        self.bad_in_row = 0
+        self._stop_signal: str | None = None
+        self._hook_errors: set[str] = set()
+        self.progress_enabled = progress and self.ctx.is_main
+
+    # ------------------------------------------------------------------ setup
+
+    def _seed(self) -> None:
+        seed = self.run["seed"] + self.ctx.rank
+        random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            import numpy as np
+
+            np.random.seed(seed % 2**32)
+        except ImportError:  # pragma: no cover - numpy is a dependency
+            pass
+        if self.device.type == "cpu":
+            self._deterministic_before = torch.are_deterministic_algorithms_enabled()
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def _build(self) -> None:
+        data = self.config["data"]
+        try:
+            self.dataset = manyview.create("dataset", data["name"], **data["options"])
+        except (LookupError, TypeError, ValueError) as exc:
+            raise ConfigError(f"[data] ({data['name']}): {exc}") from None
+        if len(self.dataset) == 0:
+            raise ConfigError(f"[data] ({data['name']}): the dataset is empty")
+        name = self.run["recipe"]
+        try:
+            factory = manyview.entry("recipe", name).load()
+        except LookupError as exc:
+            raise ConfigError(f"[run] recipe: {exc}") from None
+        self.recipe = factory(self.config, self.dataset).to(self.device)
+        self.model: nn.Module = self.recipe.model
+        self.teacher = self.recipe.teacher
+        params = self.recipe.trainable()
+        if not params:
+            raise ConfigError("the recipe has no trainable parameters")
+        self.optimizer = build_optimizer(self.config["optimizer"], params)
+        self.scheduler = build_scheduler(self.config["schedule"], self.optimizer, self.run["steps"])
+        self.sampler = EpochBatchSampler(
+            len(self.dataset),
+            self.run["batch_size"],
+            seed=self.run["seed"],
+            drop_last=self.config["data"]["drop_last"],
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+        )
+        self.generator = torch.Generator().manual_seed(self.run["seed"] * 7919 + self.ctx.rank + 1)
+        self.forward: Callable[..., Any] = self.recipe.step
+        if self.ctx.world_size > 1:
+            ddp = torch.nn.parallel.DistributedDataParallel(
+                _StepModule(self.recipe),
+                device_ids=[self.device] if self.device.type == "cuda" else None,
+            )
+            self.forward = ddp
+        if self.run["compile"]:
+            self.forward = torch.compile(self.forward)
+        self.writer = None
+        if self.run["tensorboard"] and self.ctx.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError(
+                    "[run] tensorboard = true needs the tensorboard package: pip install tensorboard"
+                ) from None
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        """Everything but the model's weights, for ``state.pt``."""
+        return {
+            "step": self.step,
+            "batches_consumed": self.batches_consumed,
+            "bad_steps": self.bad_steps,
+            "bad_in_row": self.bad_in_row,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(self.generator),
+            "losses": self.recipe.losses.state_dict(),
+            "teacher": self.teacher.state_dict() if self.teacher is not None else {},
+            "views": self.recipe.views.state_dict() if hasattr(self.recipe, "views") else {},
+        }
+
+    def save(self) -> Path | None:
+        if not self.ctx.is_main:
+            return None
+        path = save_checkpoint(
+            self.out / "checkpoints",
+            self.step,
+            self.model.state_dict(),
+            self.state(),
+            keep=self.run["keep_checkpoints"],
+        )
+        self._hook("manyview_checkpoint_saved", trainer=self, path=str(path))
+        return path
+
+    def _restore(self) -> None:
+        root = self.out / "checkpoints"
+        clean_partial(root)
+        found = latest_checkpoint(root)
+        if found is None:
+            raise CheckpointError(f"no checkpoint to resume in {root}")
+        weights, state = load_checkpoint(found)
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{found} does not fit this run's model (missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}); was the configuration changed?"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.recipe.losses.load_state_dict(state["losses"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["teacher"])
+        set_rng_state(state["rng"], self.generator)
+        self.step = int(state["step"])
+        self.batches_consumed = int(state["batches_consumed"])
+        self.bad_steps, self.bad_in_row = int(state["bad_steps"]), int(state["bad_in_row"])
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop log lines of steps after the checkpoint (they will be logged again)."""
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.step:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by kill -9
+        path.write_text("".join(f"{line}\n" for line in kept))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook on each plugin on its own: one that raises is reported
+        (once) and the others still run."""
+        for impl in reversed(getattr(plugin_manager().hook, name).get_hookimpls()):
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:  # a broken plugin is reported, never fatal
+                key = f"{impl.plugin_name}:{name}"
+                if key not in self._hook_errors:
+                    self._hook_errors.add(key)
+                    print(
+                        f"manyview: plugin {impl.plugin_name!r} failed in {name}: "
+                        f"{type(exc).__name__}: {exc}",
+                        file=sys.stderr,
+                    )
+
+    def _batches(self):
+        epoch, position = divmod(self.batches_consumed, self.sampler.batches_per_epoch())
+        self.sampler.load_state_dict({"epoch": epoch, "position": position})
+        fetch_batch = getattr(self.dataset, "get_batch", None)
+        for indices in self.sampler:
+            if fetch_batch is not None:  # a dataset that collates a whole batch at once
+                yield _to_device(fetch_batch(indices), self.device)
+            else:
+                items = [self.dataset[i] for i in indices]
+                yield _to_device(default_collate(items), self.device)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def _diagnostics(self, z: torch.Tensor) -> dict[str, float]:
+        z = torch.nn.functional.normalize(z.detach().float(), dim=-1)
+        out = {
+            "uniformity": uniformity(z),
+            "effective_rank": effective_rank(z[:, 0]),
+            "effective_rank_n": float(z.shape[0]),
+        }
+        if z.dim() == 3 and z.shape[1] >= 2:
+            out["alignment"] = alignment(z)
+        return out
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self, until: int | None = None) -> dict[str, Any]:
+        """Train to ``run.steps`` (or stop early at step ``until``, with a checkpoint there,
+        without changing the schedule); return the last logged metrics."""
+        self.until = self.run["steps"] if until is None else min(int(until), self.run["steps"])
+        self._seed()
+        self._build()
+        if self.resume:
+            self._restore()
+        elif (
+            self.ctx.is_main
+            and (self.out / "checkpoints").exists()
+            and latest_checkpoint(self.out / "checkpoints")
+        ):
+            raise ConfigError(
+                f"{self.out} already holds a run; pass --resume to continue it or pick another --out"
+            )
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.toml").write_text(dump_config(self.config))
+        handlers = {}
+        if self.ctx.is_main:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError):  # not the main thread
+                    handlers[sig] = signal.signal(sig, self._on_signal)
+        progress = Progress(self.run["steps"], self.step, enabled=self.progress_enabled)
+        self._hook("manyview_train_start", trainer=self)
+        metrics: dict[str, Any] = {}
+        try:
+            metrics = self._loop(progress)
+        finally:
+            progress.close()
+            if hasattr(self, "_deterministic_before"):
+                torch.use_deterministic_algorithms(self._deterministic_before)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            if self.writer is not None:
+                self.writer.close()
+        self._hook("manyview_train_end", trainer=self)
+        return metrics
+
+    def _loop(self, progress: Progress) -> dict[str, Any]:
+        run = self.run
+        accum = run["grad_accum"]
+        autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=run["precision"] == "bf16"
+        )
+        batches = self._batches()
+        window_loss, window_steps, window_samples = 0.0, 0, 0
+        window_start = time.perf_counter()
+        metrics: dict[str, Any] = {}
+        self.recipe.train()
+        mode = self.config["distributed"]["gather"]
+        while self.step < self.until:
+            self.optimizer.zero_grad(set_to_none=True)
+            total, finite, last, components = 0.0, True, None, {}
+            for _ in range(accum):
+                batch = next(batches)
+                self.batches_consumed += 1
+                with autocast, distributed.gather_mode(mode):
+                    out = self.forward(batch, self.generator)
+                loss = out.loss / accum
+                if not torch.isfinite(loss):
+                    finite = False
+                    break
+                loss.backward()
+                total += float(out.loss.detach())
+                last, components = out, out.components
+                window_samples += _batch_size(batch) * self.ctx.world_size
+            if finite:
+                if run["grad_clip"]:
+                    torch.nn.utils.clip_grad_norm_(self.recipe.trainable(), run["grad_clip"])
+                self.optimizer.step()
+                self.bad_in_row = 0
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+                self.bad_steps += 1
+                self.bad_in_row += 1
+                progress.write(f"step {self.step + 1}: the loss is not finite; the step is skipped")
+            self.scheduler.step()
+            self.step += 1
+            if finite and self.teacher is not None:
+                self.teacher.update(self.model, self.step - 1)
+            if finite:
+                window_loss += total / accum
+                window_steps += 1
+            if self.bad_in_row >= run["max_bad_steps"]:
+                path = self.save()
+                raise TrainingError(
+                    f"the loss was not finite for {self.bad_in_row} steps in a row (up to step "
+                    f"{self.step}); lower optimizer.lr, set run.grad_clip, or check the data. "
+                    f"Last checkpoint: {path}"
+                )
+            logging_step = self.step % run["log_every"] == 0 or self.step == run["steps"]
+            if logging_step and window_steps:
+                elapsed = time.perf_counter() - window_start
+                metrics = {
+                    "step": self.step,
+                    "loss": window_loss / window_steps,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "samples_per_s": window_samples / max(elapsed, 1e-9),
+                    "bad_steps": self.bad_steps,
+                    **{f"loss/{k}": v for k, v in components.items()},
+                }
+                every = run["metrics_every"]
+                if (
+                    every
+                    and last is not None
+                    and last.embeddings is not None
+                    and (self.step % every == 0 or self.step == run["steps"])
+                ):
+                    metrics.update(self._diagnostics(last.embeddings))
+                self._log(metrics, progress)
+                window_loss, window_steps, window_samples = 0.0, 0, 0
+                window_start = time.perf_counter()
+            self._hook("manyview_step_end", trainer=self, step=self.step, metrics=metrics)
+            if self.step % run["checkpoint_every"] == 0 or self.step in (run["steps"], self.until):
+                self.save()
+            if self._stop_signal is not None:
+                path = self.save()
+                progress.write(
+                    f"{self._stop_signal}: stopped at step {self.step}; checkpoint {path}. "
+                    f"Continue with: manyview train --resume {self.out}"
+                )
+                raise KeyboardInterrupt
+        return metrics
+
+    def _log(self, metrics: dict[str, Any], progress: Progress) -> None:
+        if not self.ctx.is_main:
+            return
+        clean = {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+            for k, v in metrics.items()
+        }
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(clean) + "\n")
+        progress.update(self.step, metrics)
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, self.step)
+
+
+class _StepModule(nn.Module):
+    """Lets DDP wrap a recipe: ``forward`` is the recipe's step."""
+
+    def __init__(self, recipe: nn.Module) -> None:
+        super().__init__()
+        self.recipe = recipe
+
+    def forward(self, batch: Any, generator: torch.Generator) -> Any:
+        return self.recipe.step(batch, generator)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list):
+        return [_to_device(v, device) for v in batch]
+    return batch
+
+
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    for value in batch.values():
+        if isinstance(value, torch.Tensor):
+            return int(value.shape[0])
+        if isinstance(value, list):
+            return len(value)
+    return 0

@@ -1,0 +1,88 @@
+"""The distill recipe: self-distillation with an EMA teacher, and a frozen teacher."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import save_file
+
+from manyview.config import load_config
+from manyview.encoders.mlp import MLPEncoder
+from manyview.training.trainer import Trainer
+
+DINO = """
+[run]
+recipe = "distill"
+steps = 30
+batch_size = 32
+log_every = 10
+metrics_every = 10
+checkpoint_every = 15
+[data]
+name = "synthetic"
+options = { modalities = { a = 12 }, num_samples = 256, num_classes = 4 }
+[optimizer]
+lr = 0.003
+[modalities.a]
+encoder = "mlp"
+encoder_options = { output_dim = 32 }
+num_views = 4
+views = [{ name = "gaussian_noise", options = { std = 0.3 } }]
+projector_dim = 64
+[recipe_options]
+teacher_views = 2
+[teacher]
+name = "ema"
+options = { momentum = 0.99, schedule = "cosine", total_steps = 30 }
+[[losses]]
+name = "dino"
+options = { out_dim = 64 }
+"""
+
+
+def test_dino_self_distillation_with_ema_teacher(tmp_path):
+    path = tmp_path / "dino.toml"
+    path.write_text(DINO)
+    trainer = Trainer(load_config(path), tmp_path / "run", progress=False)
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    teacher = trainer.teacher.module
+    student = trainer.model
+    diff = [
+        (a - b).abs().max() for a, b in zip(teacher.parameters(), student.parameters(), strict=True)
+    ]
+    assert max(diff) > 0  # the teacher lags the student
+    assert not any(p.requires_grad for p in teacher.parameters())
+    assert int(trainer.teacher.num_updates) == 30
+    # the teacher and DINO's center are checkpointed
+    state = torch.load(tmp_path / "run/checkpoints/last/state.pt", weights_only=True)
+    assert "module.encoder.net.0.weight" in state["teacher"] and "0.center" in state["losses"]
+
+
+def test_feature_distillation_from_a_frozen_checkpoint(tmp_path):
+    teacher = MLPEncoder(input_dim=12, output_dim=24)
+    save_file(
+        {k: v.contiguous() for k, v in teacher.state_dict().items()},
+        str(tmp_path / "t.safetensors"),
+    )
+    text = DINO.replace(
+        'name = "ema"\noptions = { momentum = 0.99, schedule = "cosine", total_steps = 30 }',
+        f'name = "frozen"\noptions = {{ encoder = "mlp", encoder_kwargs = {{ input_dim = 12, output_dim = 24 }}, checkpoint = "{tmp_path / "t.safetensors"}" }}',
+    )
+    text = text.replace(
+        'name = "dino"\noptions = { out_dim = 64 }',
+        'name = "feature"\noptions = { kind = "cosine" }',
+    )
+    text = text.replace("num_views = 4", "num_views = 1").replace(
+        "teacher_views = 2", "teacher_views = 1"
+    )
+    path = tmp_path / "kd.toml"
+    path.write_text(text)
+    trainer = Trainer(load_config(path), tmp_path / "run", progress=False)
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    x = torch.randn(4, 12)
+    assert torch.equal(trainer.teacher(x), teacher(x).detach())  # loaded, never updated

@@ -1,0 +1,191 @@
+"""The trainer: outputs, resume, faults, hooks, recipes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import manyview
+from manyview import manager
+from manyview.cli import main
+from manyview.config import load_config
+from manyview.training.checkpoint import load_checkpoint
+from manyview.training.trainer import Trainer, TrainingError
+
+
+def test_train_writes_the_run_directory(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config()), "--out", str(out)]) == 0
+    assert "done: step 12" in capsys.readouterr().out
+    resolved = load_config(out / "config.toml")  # the resolved config validates again
+    assert resolved["run"]["steps"] == 12 and resolved["optimizer"]["betas"] == [0.9, 0.999]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4, 6, 8, 10, 12]
+    for row in lines:
+        assert {"step", "loss", "lr", "samples_per_s"} <= set(row)
+        assert math.isfinite(row["loss"]) and row["samples_per_s"] > 0
+    assert {"alignment", "uniformity", "effective_rank", "loss/isogclr"} <= set(lines[1])
+    ckpts = out / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last", "step-12", "step-8"]  # keep 2
+    assert (ckpts / "last").resolve().name == "step-12"
+    weights, state = load_checkpoint(ckpts / "last")  # weights_only=True inside
+    assert state["step"] == 12 and state["batches_consumed"] == 12
+    assert "encoders.a.net.0.weight" in weights
+    assert any(k.endswith("tau") for k in state["losses"])  # isogclr's state is saved
+    torch.load(ckpts / "last" / "state.pt", weights_only=True)
+
+
+def test_refuses_to_overwrite_a_run(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config(steps=4)), "--out", str(out)]) == 0
+    assert main(["train", str(tiny_config(steps=4)), "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_in_process_is_bit_identical(tiny_config, tmp_path):
+    config = load_config(tiny_config(steps=12, every=4))
+    Trainer(config, tmp_path / "full", progress=False).fit()
+    Trainer(config, tmp_path / "split", progress=False).fit(until=6)  # between checkpoints
+    Trainer(config, tmp_path / "split", resume=True, progress=False).fit()
+    a = load_file(tmp_path / "full/checkpoints/last/model.safetensors")
+    b = load_file(tmp_path / "split/checkpoints/last/model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    _, sa = load_checkpoint(tmp_path / "full/checkpoints/last")
+    _, sb = load_checkpoint(tmp_path / "split/checkpoints/last")
+    assert torch.equal(sa["losses"]["1.tau"], sb["losses"]["1.tau"])
+
+
+class _NaNAfter(torch.nn.Module):
+    """A loss that turns NaN after a number of calls."""
+
+    min_views, max_views, needs = 2, None, ()
+
+    def __init__(self, after: int = 3, recover: int = 10**9) -> None:
+        super().__init__()
+        self.calls, self.after, self.recover = 0, after, recover
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, views, **_):
+        self.calls += 1
+        value = views.pow(2).mean() * self.scale
+        if self.after <= self.calls < self.recover:
+            return value * float("nan")
+        return value
+
+
+class _NaNPlugin:
+    @manyview.hookimpl
+    def manyview_register_losses(self, register):
+        register("nan_after", _NaNAfter)
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(tiny_config, tmp_path, fresh_plugins):
+    manager.register_plugin(_NaNPlugin(), name="nanplugin")
+    extra = '\n[[losses]]\nname = "nan_after"\noptions = { after = 3, recover = 5 }\n'
+    config = load_config(tiny_config(steps=10, extra=extra), ["run.max_bad_steps=3"])
+    trainer = Trainer(config, tmp_path / "skip", progress=False)
+    trainer.fit()  # two bad steps (3 and 4), then it recovers
+    assert trainer.bad_steps == 2 and trainer.step == 10
+    extra = '\n[[losses]]\nname = "nan_after"\noptions = { after = 3 }\n'
+    config = load_config(tiny_config(steps=10, extra=extra), ["run.max_bad_steps=3"])
+    trainer = Trainer(config, tmp_path / "stop", progress=False)
+    with pytest.raises(TrainingError, match=r"not finite for 3 steps in a row.*lower optimizer.lr"):
+        trainer.fit()
+    assert (tmp_path / "stop/checkpoints/step-5").is_dir()  # a final checkpoint
+
+
+def test_lifecycle_hooks_fire(tiny_config, tmp_path, fresh_plugins):
+    seen = []
+
+    class Recorder:
+        @manyview.hookimpl
+        def manyview_train_start(self, trainer):
+            seen.append("start")
+
+        @manyview.hookimpl
+        def manyview_step_end(self, trainer, step, metrics):
+            seen.append(f"step{step}")
+
+        @manyview.hookimpl
+        def manyview_checkpoint_saved(self, trainer, path):
+            seen.append(f"ckpt:{path.rsplit('/', 1)[-1]}")
+
+        @manyview.hookimpl
+        def manyview_train_end(self, trainer):
+            seen.append("end")
+
+    class Broken:
+        @manyview.hookimpl
+        def manyview_step_end(self, trainer, step, metrics):
+            raise RuntimeError("a logger crashed")
+
+    manager.register_plugin(Recorder(), name="recorder")
+    manager.register_plugin(Broken(), name="broken-logger")
+    Trainer(load_config(tiny_config(steps=4, every=2)), tmp_path / "hooks", progress=False).fit()
+    assert seen[0] == "start" and seen[-1] == "end"
+    assert "ckpt:step-2" in seen and "ckpt:step-4" in seen
+    assert [s for s in seen if s.startswith("step")] == ["step1", "step2", "step3", "step4"]
+
+
+def test_four_modalities_in_one_loss(tmp_path):
+    text = """
+[run]
+steps = 40
+batch_size = 32
+log_every = 10
+metrics_every = 0
+checkpoint_every = 40
+[data]
+name = "synthetic"
+options = { modalities = { a = 8, b = 10, c = 12, d = 6 }, num_samples = 512, num_classes = 4 }
+[optimizer]
+lr = 0.003
+[modalities.a]
+encoder = "mlp"
+[modalities.b]
+encoder = "mlp"
+[modalities.c]
+encoder = "mlp"
+[modalities.d]
+encoder = "mlp"
+encoder_options = { output_dim = 32 }
+[[losses]]
+name = "mv_dhel"
+options = { temperature = 0.3 }
+"""
+    path = tmp_path / "four.toml"
+    path.write_text(text)
+    trainer = Trainer(load_config(path), tmp_path / "four", progress=False)
+    trainer.fit()
+    lines = [json.loads(x) for x in (tmp_path / "four/metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    z = trainer.recipe.embed(trainer.dataset.get_batch(list(range(8))), torch.Generator())
+    assert z.shape == (8, 4, 32)  # 4 modalities, projected to the smallest encoder width
+
+
+def test_bf16_and_grad_accumulation_and_sgd(tiny_config, tmp_path):
+    config = load_config(
+        tiny_config(steps=4),
+        [
+            'run.precision="bf16"',
+            "run.grad_accum=2",
+            "run.grad_clip=1.0",
+            'optimizer.name="lars"',
+            "optimizer.lr=0.1",
+            'schedule.kind="linear"',
+        ],
+    )
+    trainer = Trainer(config, tmp_path / "bf16", progress=False)
+    metrics = trainer.fit()
+    assert math.isfinite(metrics["loss"]) and trainer.batches_consumed == 8
+
+
+def test_plain_progress_lines_when_not_a_tty(tiny_config, tmp_path, capsys):
+    assert main(["train", str(tiny_config(steps=4)), "--out", str(tmp_path / "p")]) == 0
+    err = capsys.readouterr().err
+    assert "step 2/4" in err and "samples/s" in err and "eta" in err
