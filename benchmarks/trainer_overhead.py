@@ -26,16 +26,28 @@ from manyview.training.sampler import EpochBatchSampler
 from manyview.training.trainer import Trainer
 
 CONFIG = {
-    "run": {"steps": 200, "batch_size": 256, "log_every": 10, "metrics_every": 0,
-            "checkpoint_every": 10**9, "seed": 0},
-    "data": {"name": "synthetic",
-             "options": {"modalities": {"a": 32, "b": 48}, "num_samples": 8192, "num_classes": 10}},
+    "run": {
+        "steps": 200,
+        "batch_size": 256,
+        "log_every": 10,
+        "metrics_every": 0,
+        "checkpoint_every": 10**9,
+        "seed": 0,
+    },
+    "data": {
+        "name": "synthetic",
+        "options": {"modalities": {"a": 32, "b": 48}, "num_samples": 8192, "num_classes": 10},
+    },
     "optimizer": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.05},
     "schedule": {"kind": "cosine", "warmup_steps": 20},
     "modalities": {
-        name: {"encoder": "mlp", "encoder_options": {"output_dim": 128, "hidden_dim": 256},
-               "num_views": 2, "views": [{"name": "gaussian_noise", "options": {"std": 0.2}}],
-               "projector_dim": 64}
+        name: {
+            "encoder": "mlp",
+            "encoder_options": {"output_dim": 128, "hidden_dim": 256},
+            "num_views": 2,
+            "views": [{"name": "gaussian_noise", "options": {"std": 0.2}}],
+            "projector_dim": 64,
+        }
         for name in ("a", "b")
     },
     "losses": [{"name": "mv_dhel", "options": {"temperature": 0.2}}],
@@ -79,7 +91,9 @@ def run_hand_loop(config: dict, out: Path) -> float:
         scheduler.step()
         if (step + 1) % config["run"]["log_every"] == 0:
             float(loss)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "w.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "w.safetensors")
+    )
     return (time.perf_counter() - start) / config["run"]["steps"]
 
 
@@ -99,8 +113,10 @@ def main() -> None:
                 hand_times.append(hand)
                 trainer_times.append(ours)
     h, t = statistics.median(hand_times), statistics.median(trainer_times)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps x "
-          f"{args.repeats} repeats, batch {config['run']['batch_size']}, 4 views")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps x "
+        f"{args.repeats} repeats, batch {config['run']['batch_size']}, 4 views"
+    )
     print("| loop | ms / step (median) |")
     print("| --- | --- |")
     print(f"| hand-written PyTorch | {h * 1e3:.2f} |")

@@ -96,14 +96,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config_path = args.config
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
-            print("manyview train: --resume DIR is also the output directory; drop --out", file=sys.stderr)
+            print(
+                "manyview train: --resume DIR is also the output directory; drop --out",
+                file=sys.stderr,
+            )
             return 2
         from pathlib import Path
 
         saved = Path(args.resume) / "config.toml"
         if config_path is None:
             if not saved.is_file():
-                print(f"manyview train: {args.resume} has no config.toml to resume", file=sys.stderr)
+                print(
+                    f"manyview train: {args.resume} has no config.toml to resume", file=sys.stderr
+                )
                 return 2
             config_path = str(saved)
     if out is None:
@@ -148,10 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a recipe from a TOML configuration")
     p.add_argument("config", nargs="?", help="the configuration (TOML)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key, e.g. --set optimizer.lr=0.01 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set optimizer.lr=0.01 (repeatable)",
+    )
     p.add_argument("--out", help="run directory (default: runs/<config name>)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument(
+        "--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("new-plugin", help="scaffold an installable third-party plugin package")
