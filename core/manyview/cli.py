@@ -111,10 +111,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 )
                 return 2
             config_path = str(saved)
-    if out is None:
+    if out is None:  # a fresh directory per run: nothing is ever overwritten
+        import time
         from pathlib import Path
 
-        out = str(Path("runs") / Path(config_path).stem)
+        out = str(Path("runs") / f"{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         config = load_config(config_path, args.set)
         from manyview.training.checkpoint import CheckpointError
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a key, e.g. --set optimizer.lr=0.01 (repeatable)",
     )
-    p.add_argument("--out", help="run directory (default: runs/<config name>)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>-<date>-<time>)")
     p.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint"
     )
