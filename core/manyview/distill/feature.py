@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.distill.base import DistillationLoss, check_positive, check_targets
-from manyview.distill.reduction import check_mask, masked_mean
+from manyview.distill.reduction import masked_mean, zero_masked
 
 KINDS = ("mse", "cosine", "smooth_l1")
 
@@ -132,9 +132,7 @@ class FeatureMatching(DistillationLoss):
             values = 1.0 - F.cosine_similarity(h, targets, dim=-1, eps=1e-8)
         else:
             values = F.smooth_l1_loss(h, targets, reduction="none", beta=self.beta).mean(dim=-1)
-        mask = check_mask(mask, tuple(values.shape), self.loss_name)
-        if mask is not None:
-            values = torch.where(mask.to(values.device), values, values.new_zeros(()))
+        values = zero_masked(values, mask, self.loss_name)
         return values
 
     def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:

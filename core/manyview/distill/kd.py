@@ -10,7 +10,7 @@ from torch import Tensor
 
 from manyview.distill.base import DistillationLoss, check_positive
 from manyview.distill.divergences import DIVERGENCES, divergence
-from manyview.distill.reduction import check_mask, masked_mean
+from manyview.distill.reduction import check_mask, masked_mean, zero_masked
 
 
 class KD(DistillationLoss):
@@ -89,9 +89,7 @@ class KD(DistillationLoss):
         values = (t * t) * divergence(
             self.divergence, targets / t, student / t, alpha=self.jsd_alpha
         )
-        mask = check_mask(mask, tuple(values.shape), self.loss_name)
-        if mask is not None:
-            values = torch.where(mask.to(values.device), values, values.new_zeros(()))
+        values = zero_masked(values, mask, self.loss_name)
         return values
 
     def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:

@@ -40,6 +40,15 @@ def check_mask(mask: Any, shape: tuple[int, ...], who: str) -> Tensor | None:
     return mask
 
 
+def zero_masked(values: Tensor, mask: Any, who: str) -> Tensor:
+    """``values`` with the entries where ``mask`` (checked against their shape) is False
+    set to 0; unchanged without a mask."""
+    mask = check_mask(mask, tuple(values.shape), who)
+    if mask is None:
+        return values
+    return torch.where(mask.to(values.device), values, values.new_zeros(()))
+
+
 def check_weights(weights: Any, shape: tuple[int, ...], who: str) -> Tensor | None:
     """``None``, or finite non-negative weights of ``shape`` or ``(shape[0],)``."""
     if weights is None:

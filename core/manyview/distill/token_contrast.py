@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from manyview.distill.base import DistillationLoss, check_tensor
-from manyview.distill.reduction import check_mask, masked_mean
+from manyview.distill.reduction import masked_mean, zero_masked
 
 
 class TokenContrast(DistillationLoss):
@@ -82,9 +82,7 @@ class TokenContrast(DistillationLoss):
         """The hinge per token ``(N, T)``; 0 where ``mask`` is False."""
         b = self.check_negatives(negatives, student)
         values = torch.relu(self.margin + (student - targets).abs() - (student - b).abs())
-        mask = check_mask(mask, tuple(values.shape), self.loss_name)
-        if mask is not None:
-            values = torch.where(mask.to(values.device), values, values.new_zeros(()))
+        values = zero_masked(values, mask, self.loss_name)
         return values
 
     def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:

@@ -48,6 +48,20 @@ class Recipe(nn.Module):
     def step(self, batch: Mapping[str, Any], generator: torch.Generator) -> StepOutput:
         raise NotImplementedError
 
+    def compile_model(self) -> None:
+        """``torch.compile`` the model's computing modules in place: the outermost modules
+        that define ``forward`` (a ``ModuleDict`` of encoders is entered, each encoder is
+        compiled whole). The step's Python-side checks stay eager."""
+
+        def visit(module: nn.Module) -> None:
+            if type(module).forward is not nn.Module.forward:
+                module.compile()
+                return
+            for child in module.children():
+                visit(child)
+
+        visit(self.model)
+
     def trainable(self) -> list[nn.Parameter]:
         """Parameters the optimizer updates (the model's and the losses')."""
         params = [p for p in self.model.parameters() if p.requires_grad]

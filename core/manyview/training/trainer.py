@@ -133,7 +133,7 @@ class Trainer:
             )
             self.forward = ddp
         if self.run["compile"]:
-            self.forward = torch.compile(self.forward)
+            self.recipe.compile_model()
         self.writer = None
         if self.run["tensorboard"] and self.ctx.is_main:
             try:

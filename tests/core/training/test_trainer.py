@@ -189,3 +189,21 @@ def test_plain_progress_lines_when_not_a_tty(tiny_config, tmp_path, capsys):
     assert main(["train", str(tiny_config(steps=4)), "--out", str(tmp_path / "p")]) == 0
     err = capsys.readouterr().err
     assert "step 2/4" in err and "samples/s" in err and "eta" in err
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager(tiny_config, tmp_path):
+    """run.compile compiles the model's modules in place: same checkpoint names, and the
+    same training within float tolerance."""
+    eager = Trainer(load_config(tiny_config(steps=3, every=3)), tmp_path / "e", progress=False)
+    compiled = Trainer(
+        load_config(tiny_config(steps=3, every=3), ["run.compile=true"]),
+        tmp_path / "c",
+        progress=False,
+    )
+    a, b = eager.fit(), compiled.fit()
+    assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4)
+    wa = load_file(tmp_path / "e/checkpoints/last/model.safetensors")
+    wb = load_file(tmp_path / "c/checkpoints/last/model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
