@@ -6,10 +6,23 @@ Gather semantics (one named option, ``[distributed] gather``):
 - ``"local_anchors"`` (default): every rank's anchors (its own rows) are contrasted against
   the candidates of *all* ranks, gathered with gradients; each rank's loss is the mean over
   its anchors, so after DDP's gradient average the update equals one process on the whole
-  global batch.
+  global batch. A loss that cannot split itself by anchors (no ``compute_local``: iSogCLR,
+  SupReMix, PWE, plugin losses that only define ``compute``) computes the full global loss
+  instead, which is just as exact.
 - ``"full"``: every rank computes the whole global loss on the gathered batch (W times the
-  compute; the same gradient).
-- ``"none"``: each rank contrasts only its own batch (no cross-rank negatives).
+  loss compute; the same gradient).
+- ``"none"``: each rank contrasts only its own batch (no cross-rank negatives; a different,
+  smaller-batch loss).
+
+The value a rank returns is its own anchors' mean in ``"local_anchors"`` (the ranks'
+average is the global loss) and the global loss in ``"full"``.
+
+How a loss does it (:meth:`manyview.losses.base.MultiViewLoss.forward`, where the gradient
+argument is written out): it gathers its prepared embeddings with
+:func:`all_gather_with_grad` and ``labels``/``index`` with :func:`all_gather_no_grad`, then
+computes either its rows only (``compute_local``) or the whole global loss. Every rank must
+hold the same number of instances. Losses that are not :class:`MultiViewLoss` subclasses
+see only their rank's batch.
 
 Gathering *without* gradients while computing local anchors only (open_clip's
 ``local_loss=True, gather_with_grad=False``) is biased — local embeddings never receive the
@@ -22,12 +35,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 GATHER_MODES = ("local_anchors", "full", "none")
 _mode = "local_anchors"
+_global_batch = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,94 @@ class Context:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 when torch.distributed is not initialised)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """The number of processes (1 when torch.distributed is not initialised)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _check_equal_sizes(x: Tensor, what: str) -> None:
+    """Every rank must hold a tensor of the same shape; raise the same ValueError on all."""
+    dims = 8
+    if x.dim() > dims:
+        raise ValueError(f"{what}: at most {dims} dimensions can be gathered, got {x.dim()}")
+    shape = torch.tensor([x.dim(), *x.shape, *[0] * (dims - x.dim())], device=x.device)
+    shapes = [torch.empty_like(shape) for _ in range(dist.get_world_size())]
+    dist.all_gather(shapes, shape)
+    if any(not torch.equal(s, shapes[0]) for s in shapes):
+        listed = ", ".join(
+            f"rank {r}: {tuple(s[1 : 1 + int(s[0])].tolist())}" for r, s in enumerate(shapes)
+        )
+        raise ValueError(
+            f"{what}: every rank must hold a tensor of the same shape, the same number of "
+            f"instances, to gather them ({listed}); use equal per-rank batches "
+            "(data.drop_last = true)"
+        )
+
+
+class _AllGatherWithGrad(torch.autograd.Function):
+    """Concatenate every rank's tensor along dim 0; the backward sums the gradients that
+    all ranks send to each slice (a reduce-scatter) and returns this rank's slice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+        world, me = dist.get_world_size(), dist.get_rank()
+        ctx.rank, ctx.n = me, x.shape[0]
+        parts = [torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        grad = grad.contiguous()
+        if dist.get_backend() in ("nccl", "xccl"):
+            out = grad.new_empty((ctx.n, *grad.shape[1:]))
+            dist.reduce_scatter_tensor(out, grad, op=dist.ReduceOp.SUM)
+            return out
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # gloo has no reduce-scatter
+        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+
+
+def all_gather_with_grad(x: Tensor, *, check_sizes: bool = True) -> Tensor:
+    """All ranks' ``x`` concatenated along dim 0 (rank order), differentiable.
+
+    The backward of rank r returns, for its own rows, the *sum* over ranks of the gradients
+    every rank's loss sends to those rows, so rows used as another rank's candidates get
+    that gradient too. Outside torch.distributed this returns ``x``.
+
+    ``check_sizes`` first compares the ranks' shapes (one small extra collective); pass
+    ``False`` only where they are known to agree.
+
+    Raises:
+        ValueError: the ranks' tensors differ in shape (unequal per-rank batches).
+    """
+    if not is_distributed():
+        return x
+    if check_sizes:
+        _check_equal_sizes(x, "all_gather_with_grad")
+    return _AllGatherWithGrad.apply(x)
+
+
+def all_gather_no_grad(x: Tensor, *, check_sizes: bool = True) -> Tensor:
+    """All ranks' ``x`` concatenated along dim 0, without gradient (labels, indices).
+
+    Raises:
+        ValueError: the ranks' tensors differ in shape.
+    """
+    if not is_distributed():
+        return x
+    if check_sizes:
+        _check_equal_sizes(x, "all_gather_no_grad")
+    x = x.detach().contiguous()
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x)
+    return torch.cat(parts, dim=0)
 
 
 def init_from_env(device: str = "cpu", backend: str = "auto") -> Context:
@@ -79,3 +183,23 @@ def gather_mode(mode: str) -> Iterator[None]:
         yield
     finally:
         _mode = previous
+
+
+def is_global_batch() -> bool:
+    """Whether the loss being computed sees the gathered global batch (see
+    :func:`global_batch`): a loss that draws random numbers (SupReMix) then shares rank 0's
+    draw so that every rank computes the same function."""
+    return _global_batch
+
+
+@contextlib.contextmanager
+def global_batch() -> Iterator[None]:
+    """Mark a loss computation on already-gathered embeddings: within the block the gather
+    mode is ``"none"``, so a loss that calls other losses (``pwe``) does not gather twice."""
+    global _mode, _global_batch
+    previous = _mode, _global_batch
+    _mode, _global_batch = "none", True
+    try:
+        yield
+    finally:
+        _mode, _global_batch = previous

@@ -24,6 +24,7 @@ from torch import Tensor
 
 import manyview
 from manyview.registry import Entry
+from manyview.testing_distributed import check_distributed_equivalence
 
 __all__ = [
     "LOSS_CHECKS",
@@ -32,6 +33,7 @@ __all__ = [
     "TeacherContractTests",
     "ViewContractTests",
     "build",
+    "check_distributed_equivalence",
     "check_encoder",
     "check_loss_bad_input",
     "check_loss_bf16",
@@ -220,12 +222,29 @@ def check_view(view: Any, n: int = 4) -> None:
     x = view.example_inputs(n, generator=torch.Generator().manual_seed(0))
     a = view(x, generator=torch.Generator().manual_seed(1))
     b = view(x, generator=torch.Generator().manual_seed(1))
-    first = a if isinstance(a, Tensor) else next(iter(a.values())) if isinstance(a, dict) else a[0]
+    first = _batch_part(a)
     rows = n * getattr(view, "copies_per_input", 1)
     assert len(first) == rows, f"the view changed the batch size from {rows} to {len(first)}"
     if isinstance(a, Tensor):
         assert torch.equal(a, b), "the view is not deterministic under a seeded generator"
         assert torch.isfinite(a).all() if a.is_floating_point() else True, "non-finite output"
+    elif _is_text_batch(a):
+        assert a == b, "the view is not deterministic under a seeded generator"
+
+
+def _is_text_batch(out: Any) -> bool:
+    """A batch of text: a list or tuple of strings (what default_collate makes of them)."""
+    return isinstance(out, list | tuple) and all(isinstance(s, str) for s in out)
+
+
+def _batch_part(out: Any) -> Any:
+    """What the batch size is read from: the tensor, a dict's first value, a text batch
+    itself, or the first item of a tuple/list of batch parts."""
+    if isinstance(out, Tensor) or _is_text_batch(out):
+        return out
+    if isinstance(out, dict):
+        return next(iter(out.values()))
+    return out[0]
 
 
 def check_encoder(encoder: Any, n: int = 2) -> None:

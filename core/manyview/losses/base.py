@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from manyview import distributed
+
 Views = Tensor | Sequence[Tensor]
 
 
@@ -148,17 +150,68 @@ def view_major(z: Tensor) -> Tensor:
     return z.transpose(0, 1).reshape(m * n, d)
 
 
+def anchors(z: Tensor, offset: int, count: int) -> Tensor:
+    """Instances ``offset .. offset+count-1`` of ``z``; ``z`` itself when that is all of it
+    (no slice in the autograd graph, so the whole-batch loss keeps its exact gradients)."""
+    return z if offset == 0 and count == z.shape[0] else z[offset : offset + count]
+
+
+def anchor_rows(z: Tensor, offset: int, count: int) -> tuple[Tensor, Tensor]:
+    """The anchors of instances ``offset .. offset+count-1`` of ``(N, M, D)``, view-major:
+    their rows ``(M*count, D)`` and those rows' ids ``(M*count,)`` in ``view_major(z)``
+    (row ``m*count + k`` is view m of instance ``offset + k``, id ``m*N + offset + k``)."""
+    n, m, _ = z.shape
+    local = torch.arange(offset, offset + count, device=z.device)
+    ids = (torch.arange(m, device=z.device)[:, None] * n + local).reshape(-1)
+    return view_major(z[offset : offset + count]), ids
+
+
 def instance_gram(z: Tensor) -> Tensor:
     """``(N, M, D)`` -> ``(N, M, M)`` similarities between the views of each instance."""
     return torch.einsum("nmd,nld->nml", z, z)
 
 
 class MultiViewLoss(nn.Module):
-    """Base class of manyview losses.
+    r"""Base class of manyview losses.
 
     Subclasses implement :meth:`compute` on a checked, up-cast and (by default) normalised
-    ``(N, M, D)`` tensor. Class attributes declare the contract: ``min_views``,
-    ``max_views`` (``None``: any), ``needs`` (keyword inputs that are required).
+    ``(N, M, D)`` tensor, or ``compute_local`` (below), from which :meth:`compute` follows.
+    Class attributes declare the contract: ``min_views``, ``max_views`` (``None``: any),
+    ``needs`` (keyword inputs that are required).
+
+    **Under torch.distributed** (``manyview.distributed.is_distributed()`` and a gather mode
+    other than ``"none"``, see :func:`manyview.distributed.gather_mode`), :meth:`forward`
+    gathers the prepared embeddings of all W ranks with gradients
+    (:func:`~manyview.distributed.all_gather_with_grad`) and ``labels``/``index`` without,
+    so the loss sees the global batch of G = W·n instances in rank order, then:
+
+    - ``"full"``: ``compute(z_global, ...)`` on every rank — the same global loss everywhere;
+    - ``"local_anchors"`` (default): ``compute_local(z_global, offset=r·n, count=n, ...)``,
+      the mean over this rank's anchors only (instances ``offset .. offset+count-1`` of the
+      global batch) against every global candidate, with every mask built from global ids.
+      A loss without its own ``compute_local`` falls back to ``"full"``: exact, only W times
+      the loss compute. So does a subclass that overrides ``compute`` but inherits
+      ``compute_local`` (the two might no longer agree).
+
+    Other keyword inputs (e.g. SupCon's ``mask``) are passed on as they are: under
+    torch.distributed they must describe the global batch. Every rank must call the loss
+    (the gather is a collective) with the same batch size; to evaluate a loss on one rank
+    only, wrap the call in ``manyview.distributed.gather_mode("none")``.
+
+    Why the parameter gradients equal one process on the concatenated batch: write the
+    global loss as a mean over anchors, :math:`L = \frac1G\sum_a \ell_a(Z)`, where every
+    term may depend on all of the global embeddings Z. Rank r computes
+    :math:`L_r = \frac1n\sum_{a\in r}\ell_a(Z)` ("local_anchors") or :math:`L_r = L`
+    ("full"); in both cases :math:`\sum_r L_r = W L` (n = G/W). The gather's backward sends
+    rank r, for its own rows :math:`Z_r`, the sum over ranks of what every rank's loss sends
+    them: :math:`\sum_{r'}\partial L_{r'}/\partial Z_r = W\,\partial L/\partial Z_r`.
+    Rank r's parameter gradient is therefore :math:`W\,(\partial L/\partial Z_r)
+    (\partial Z_r/\partial\theta)`, and DDP's average over the W ranks gives
+    :math:`\sum_r (\partial L/\partial Z_r)(\partial Z_r/\partial\theta) =
+    \partial L/\partial\theta`. Parameters of the loss itself (a learnable temperature)
+    get :math:`\frac1W\sum_r\partial L_r/\partial\theta = \partial L/\partial\theta`
+    directly. The value each rank returns is L itself in "full" mode and its own anchors'
+    mean in "local_anchors" (the ranks' average is L).
 
     Args:
         normalize: L2-normalise each view's embeddings first (default ``True``).
@@ -202,12 +255,62 @@ class MultiViewLoss(nn.Module):
             labels = check_labels(labels, n, kind=self.label_kind, who=who, device=x.device)
         with torch.autocast(x.device.type, enabled=False):
             z = prepare(x, self.normalize)
+            if distributed.is_distributed():
+                mode = distributed.get_gather_mode()
+                if mode != "none":
+                    return self._compute_gathered(z, mode, labels=labels, index=index, **kwargs)
             return self.compute(z, labels=labels, index=index, **kwargs)
+
+    def _compute_gathered(
+        self, z: Tensor, mode: str, *, labels: Tensor | None, index: Any, **kwargs: Any
+    ) -> Tensor:
+        """The loss on the gathered global batch (see the class docstring)."""
+        n = z.shape[0]
+        z_all = distributed.all_gather_with_grad(z)  # checks that the ranks' shapes agree
+        if labels is not None:
+            labels = distributed.all_gather_no_grad(labels, check_sizes=False)
+        if index is not None:
+            index = torch.as_tensor(index, device=z.device)
+            if index.dim() != 1 or index.shape[0] != n:
+                raise ValueError(
+                    f"{self.loss_name}: index must have shape ({n},), got {tuple(index.shape)}"
+                )
+            index = distributed.all_gather_no_grad(index, check_sizes=False)
+        with distributed.global_batch():  # a loss calling losses must not gather again
+            if mode == "local_anchors" and self.has_local_anchors():
+                offset = distributed.rank() * n
+                return self.compute_local(  # type: ignore[attr-defined]
+                    z_all, offset=offset, count=n, labels=labels, index=index, **kwargs
+                )
+            return self.compute(z_all, labels=labels, index=index, **kwargs)
+
+    @classmethod
+    def has_local_anchors(cls) -> bool:
+        """Whether the class computes its own anchors' mean (``compute_local``) for the
+        ``"local_anchors"`` gather mode: it must define ``compute_local`` in a class no
+        higher up than the one defining ``compute``."""
+        local_owner = next((k for k in cls.__mro__ if "compute_local" in vars(k)), None)
+        if local_owner is None:
+            return False
+        compute_owner = next(k for k in cls.__mro__ if "compute" in vars(k))
+        return issubclass(local_owner, compute_owner)
 
     def compute(
         self, z: Tensor, *, labels: Tensor | None, index: Tensor | None, **kwargs: Any
     ) -> Tensor:
-        raise NotImplementedError
+        """The loss on the whole ``(N, M, D)`` batch. By default ``compute_local`` with
+        every instance as an anchor (``offset=0, count=N``).
+
+        A subclass may instead implement ``compute_local(z, *, offset, count, labels,
+        index, **kwargs)``: the mean over the anchors of instances ``offset ..
+        offset+count-1`` of ``z`` (the global batch under torch.distributed) against all of
+        ``z``'s candidates, with labels/index of the whole ``z``."""
+        local = getattr(self, "compute_local", None)
+        if local is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement compute() or compute_local()"
+            )
+        return local(z, offset=0, count=z.shape[0], labels=labels, index=index, **kwargs)
 
     def example_inputs(
         self,

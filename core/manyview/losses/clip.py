@@ -67,12 +67,21 @@ class CLIPLoss(MultiViewLoss):
             with torch.no_grad():
                 self.logit_scale.clamp_(0.0, math.log(self.max_scale))
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
+        """½[mean over the anchors' image rows of CE against every text + mean over the
+        anchors' text columns of CE against every image] (each rank's share of the
+        symmetric loss under torch.distributed)."""
         if isinstance(self.logit_scale, Tensor):
             self.clamp_()
             scale = self.logit_scale.to(z.dtype).exp()
         else:
             scale = math.exp(self.logit_scale)
-        logits = scale * (z[:, 0] @ z[:, 1].T)
-        target = torch.arange(z.shape[0], device=z.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        if offset == 0 and count == z.shape[0]:  # every instance is an anchor
+            logits = scale * (z[:, 0] @ z[:, 1].T)
+            target = torch.arange(z.shape[0], device=z.device)
+            return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        u, v = z[:, 0], z[:, 1]
+        rows = scale * (u[offset : offset + count] @ v.T)  # (count, N): image anchors
+        cols = scale * (v[offset : offset + count] @ u.T)  # (count, N): text anchors
+        target = torch.arange(offset, offset + count, device=z.device)
+        return 0.5 * (F.cross_entropy(rows, target) + F.cross_entropy(cols, target))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram
+from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
 from manyview.losses.pvc import other_instance_lse
 
 
@@ -44,14 +44,15 @@ class DCL(MultiViewLoss):
     def positive_weights(self, z: Tensor) -> Tensor | None:
         return None
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         m = z.shape[1]
-        pos = instance_gram(z) / self.temperature  # (N, M, M)
-        weights = self.positive_weights(z)
+        pos = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
+        weights = self.positive_weights(z)  # over the whole batch (DCLW's softmax over i)
         if weights is not None:
-            pos = pos * weights
-        pos_mean = (pos.sum(-1) - pos.diagonal(dim1=1, dim2=2)) / (m - 1)  # (N, M)
-        return (other_instance_lse(z, self.temperature) - pos_mean).mean()
+            pos = pos * anchors(weights, offset, count)
+        pos_mean = (pos.sum(-1) - pos.diagonal(dim1=1, dim2=2)) / (m - 1)  # (count, M)
+        other = other_instance_lse(z, self.temperature, offset, count)  # (count, M)
+        return (other - pos_mean).mean()
 
 
 class DCLW(DCL):

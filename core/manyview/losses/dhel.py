@@ -12,15 +12,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram
+from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
 
 
-def within_view_lse(z: Tensor, temperature: float) -> Tensor:
-    """``(N, M, D)`` -> ``(N, M)``: LSE_{j != i} s_ij^{mm}/τ, each view's own uniformity."""
+def within_view_lse(
+    z: Tensor, temperature: float, offset: int = 0, count: int | None = None
+) -> Tensor:
+    """``(N, M, D)`` -> ``(count, M)``: LSE_{j != i} s_ij^{mm}/τ, each view's own
+    uniformity, for the instances i in ``offset .. offset+count-1`` (default: all)."""
     n = z.shape[0]
     per_view = z.transpose(0, 1)  # (M, N, D)
-    logits = per_view @ per_view.transpose(1, 2) / temperature  # (M, N, N)
-    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    if count is None or (offset == 0 and count == n):
+        logits = per_view @ per_view.transpose(1, 2) / temperature  # (M, N, N)
+        eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    else:
+        rows = per_view[:, offset : offset + count]  # (M, count, D)
+        logits = rows @ per_view.transpose(1, 2) / temperature  # (M, count, N)
+        local = torch.arange(offset, offset + count, device=z.device)
+        eye = local[:, None] == torch.arange(n, device=z.device)[None, :]
     return logits.masked_fill(eye, float("-inf")).logsumexp(dim=-1).T
 
 
@@ -51,9 +60,9 @@ class MVDHEL(MultiViewLoss):
         upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=z.device), diagonal=1)
         return gram[:, upper].logsumexp(dim=1)  # (N,)
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
-        uniform = within_view_lse(z, self.temperature).sum(dim=1)
-        return (uniform - self.alignment_term(z)).mean()
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
+        uniform = within_view_lse(z, self.temperature, offset, count).sum(dim=1)
+        return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
 
 
 class DHEL(MVDHEL):
@@ -77,7 +86,7 @@ class DHEL(MVDHEL):
         super().__init__(temperature, normalize=normalize)
         self.include_augs = include_augs
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
-        uniform = within_view_lse(z, self.temperature)
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
+        uniform = within_view_lse(z, self.temperature, offset, count)
         uniform = uniform.sum(dim=1) if self.include_augs else uniform[:, 0]
-        return (uniform - self.alignment_term(z)).mean()
+        return (uniform - self.alignment_term(anchors(z, offset, count))).mean()

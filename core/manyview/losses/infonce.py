@@ -8,14 +8,32 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+from manyview.losses.base import (
+    MultiViewLoss,
+    anchor_rows,
+    anchors,
+    check_temperature,
+    instance_gram,
+    view_major,
+)
 
 
-def self_masked_logits(z: Tensor, temperature: float) -> Tensor:
-    """``(N, M, D)`` -> ``(MN, MN)`` view-major logits s/τ with -inf on the diagonal."""
+def self_masked_logits(
+    z: Tensor, temperature: float, offset: int = 0, count: int | None = None
+) -> Tensor:
+    """``(N, M, D)`` -> ``(M*count, MN)`` view-major logits s/τ of the anchors of instances
+    ``offset .. offset+count-1`` (default: all) against every row, -inf at each anchor's
+    own entry."""
+    n = z.shape[0]
     flat = view_major(z)
-    logits = flat @ flat.T / temperature
-    return logits.fill_diagonal_(float("-inf"))
+    if count is None or (offset == 0 and count == n):
+        logits = flat @ flat.T / temperature
+        return logits.fill_diagonal_(float("-inf"))
+    rows, ids = anchor_rows(z, offset, count)
+    logits = rows @ flat.T / temperature
+    return logits.index_put_(
+        (torch.arange(ids.shape[0], device=z.device), ids), logits.new_tensor(float("-inf"))
+    )
 
 
 def positive_mean(z: Tensor, temperature: float) -> Tensor:
@@ -53,7 +71,9 @@ class InfoNCE(MultiViewLoss):
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
-        n, m, _ = z.shape
-        lse = torch.logsumexp(self_masked_logits(z, self.temperature), dim=1)  # (MN,)
-        return (lse.view(m, n).T - positive_mean(z, self.temperature)).mean()
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
+        m = z.shape[1]
+        logits = self_masked_logits(z, self.temperature, offset, count)  # (M*count, MN)
+        lse = torch.logsumexp(logits, dim=1)
+        pos = positive_mean(anchors(z, offset, count), self.temperature)  # (count, M)
+        return (lse.view(m, count).T - pos).mean()

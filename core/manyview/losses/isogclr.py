@@ -47,6 +47,11 @@ class ISogCLR(MultiViewLoss):
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D) and ``index`` (N,) dataset indices,
     unique within the batch. Output: a 0-dim tensor.
+
+    Under torch.distributed the loss falls back to the ``"full"`` gather mode (see
+    :class:`~manyview.losses.base.MultiViewLoss`): every rank computes the whole global
+    loss with the gathered ``index`` and so makes the same state update, which keeps the
+    ranks' u and τ identical (and equal to one process on the global batch).
     """
 
     needs = ("index",)

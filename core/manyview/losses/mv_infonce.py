@@ -8,7 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+from manyview.losses.base import (
+    MultiViewLoss,
+    anchor_rows,
+    anchors,
+    check_temperature,
+    instance_gram,
+    view_major,
+)
 
 
 class MVInfoNCE(MultiViewLoss):
@@ -40,18 +47,26 @@ class MVInfoNCE(MultiViewLoss):
         self.temperature = check_temperature(temperature)
         self.intra_view_negatives = intra_view_negatives
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
         flat = view_major(z)
-        logits = flat @ flat.T / self.temperature  # (MN, MN)
         view_id = torch.arange(m, device=z.device).repeat_interleave(n)
-        if self.intra_view_negatives:
-            drop = torch.eye(m * n, dtype=torch.bool, device=z.device)
-        else:
-            drop = view_id[:, None] == view_id[None, :]
-        row_lse = logits.masked_fill(drop, float("-inf")).logsumexp(dim=1)  # (MN,)
-        den = row_lse.view(m, n).logsumexp(dim=0)  # (N,)
-        gram = instance_gram(z) / self.temperature  # (N, M, M)
+        if offset == 0 and count == n:  # every instance is an anchor
+            logits = flat @ flat.T / self.temperature  # (MN, MN)
+            if self.intra_view_negatives:
+                drop = torch.eye(m * n, dtype=torch.bool, device=z.device)
+            else:
+                drop = view_id[:, None] == view_id[None, :]
+        else:  # the anchors' rows against every column
+            rows, ids = anchor_rows(z, offset, count)
+            logits = rows @ flat.T / self.temperature  # (M*count, MN)
+            if self.intra_view_negatives:
+                drop = ids[:, None] == torch.arange(m * n, device=z.device)[None, :]
+            else:
+                drop = view_id[ids][:, None] == view_id[None, :]
+        row_lse = logits.masked_fill(drop, float("-inf")).logsumexp(dim=1)  # (M*count,)
+        den = row_lse.view(m, count).logsumexp(dim=0)  # (count,)
+        gram = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         off = ~torch.eye(m, dtype=torch.bool, device=z.device)
-        num = gram[:, off].logsumexp(dim=1)  # (N,) over ordered pairs m != l
+        num = gram[:, off].logsumexp(dim=1)  # (count,) over ordered pairs m != l
         return (den - num).mean()

@@ -10,18 +10,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+from manyview.losses.base import (
+    MultiViewLoss,
+    anchors,
+    check_temperature,
+    instance_gram,
+    view_major,
+)
 
 
-def other_instance_lse(z: Tensor, temperature: float) -> Tensor:
-    """``(N, M, D)`` -> ``(N, M)``: for anchor (i, m), LSE over every view of every other
-    instance, log sum_{j != i, l} exp(s_ij^{ml}/τ)."""
+def other_instance_lse(
+    z: Tensor, temperature: float, offset: int = 0, count: int | None = None
+) -> Tensor:
+    """``(N, M, D)`` -> ``(count, M)``: for anchor (i, m), LSE over every view of every
+    other instance, log sum_{j != i, l} exp(s_ij^{ml}/τ), for the instances i in
+    ``offset .. offset+count-1`` (default: all)."""
     n, m, _ = z.shape
     flat = view_major(z)
-    logits = flat @ flat.T / temperature
     inst = torch.arange(n, device=z.device).repeat(m)
-    same = inst[:, None] == inst[None, :]
-    return logits.masked_fill(same, float("-inf")).logsumexp(dim=1).view(m, n).T
+    if count is None or (offset == 0 and count == n):
+        count, rows, row_inst = n, flat, inst
+    else:
+        rows = view_major(z[offset : offset + count])
+        row_inst = torch.arange(offset, offset + count, device=z.device).repeat(m)
+    logits = rows @ flat.T / temperature
+    same = row_inst[:, None] == inst[None, :]
+    return logits.masked_fill(same, float("-inf")).logsumexp(dim=1).view(m, count).T
 
 
 class PolyViewContrastive(MultiViewLoss):
@@ -53,10 +67,10 @@ class PolyViewContrastive(MultiViewLoss):
         self.temperature = check_temperature(temperature)
         self.method = method
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         m = z.shape[1]
-        other = other_instance_lse(z, self.temperature)  # (N, M)
-        pos = instance_gram(z) / self.temperature  # (N, M, M)
+        other = other_instance_lse(z, self.temperature, offset, count)  # (count, M)
+        pos = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         # ℓ = -g + log(e^g + e^o) = softplus(o - g)
         ell = F.softplus(other[:, :, None] - pos)  # (N, α, β)
         off = ~torch.eye(m, dtype=torch.bool, device=z.device)

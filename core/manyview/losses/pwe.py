@@ -23,6 +23,10 @@ class PairwiseLoss(MultiViewLoss):
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D); ``labels``/``index`` are passed on.
     Output: a 0-dim tensor.
+
+    Under torch.distributed the loss falls back to the ``"full"`` gather mode (see
+    :class:`~manyview.losses.base.MultiViewLoss`): it gathers once and every rank computes
+    each pair's loss on the global batch (the base loss does not gather again).
     """
 
     def __init__(

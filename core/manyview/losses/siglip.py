@@ -50,12 +50,20 @@ class SigLIPLoss(MultiViewLoss):
         else:  # Python floats: exact in float64 and untouched by module.to(dtype)
             self.logit_scale, self.logit_bias = math.log(scale), float(bias)
 
-    def compute(self, z: Tensor, **_: Any) -> Tensor:
+    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
+        """The rows (images) of instances ``offset .. offset+count-1`` against every text,
+        summed and divided by ``count``."""
         n = z.shape[0]
         if isinstance(self.logit_scale, Tensor):
             scale, bias = self.logit_scale.to(z.dtype).exp(), self.logit_bias.to(z.dtype)
         else:
             scale, bias = math.exp(self.logit_scale), self.logit_bias
-        logits = scale * (z[:, 0] @ z[:, 1].T) + bias
-        sign = 2 * torch.eye(n, dtype=z.dtype, device=z.device) - 1
-        return -F.logsigmoid(sign * logits).sum() / n
+        if offset == 0 and count == n:
+            logits = scale * (z[:, 0] @ z[:, 1].T) + bias
+            sign = 2 * torch.eye(n, dtype=z.dtype, device=z.device) - 1
+        else:
+            logits = scale * (z[offset : offset + count, 0] @ z[:, 1].T) + bias  # (count, N)
+            sign = torch.full((count, n), -1.0, dtype=z.dtype, device=z.device)
+            k = torch.arange(count, device=z.device)
+            sign[k, offset + k] = 1.0
+        return -F.logsigmoid(sign * logits).sum() / count

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, check_temperature, view_major
+from manyview import distributed
+from manyview.losses.base import MultiViewLoss, anchor_rows, check_temperature, view_major
 
 
 class SupCon(MultiViewLoss):
@@ -35,6 +36,10 @@ class SupCon(MultiViewLoss):
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D); ``labels`` (N,) integer classes, or
     ``mask`` (N, N) bool — ``mask[i, j]`` makes instance j a positive of i. Output: 0-dim.
+
+    Under torch.distributed (see :class:`~manyview.losses.base.MultiViewLoss`) the labels
+    are gathered and each rank computes its own anchors; a ``mask`` is not gathered: pass
+    the global batch's (G, G) mask, the same on every rank.
 
     Example::
 
@@ -75,7 +80,14 @@ class SupCon(MultiViewLoss):
         if mask is not None:
             if not isinstance(mask, Tensor) or mask.shape != (n, n):
                 shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-                raise ValueError(f"supcon: mask must be a tensor of shape ({n}, {n}), got {shape}")
+                hint = (
+                    " (under torch.distributed: the global batch's mask, the same on every rank)"
+                    if distributed.is_distributed()
+                    else ""
+                )
+                raise ValueError(
+                    f"supcon: mask must be a tensor of shape ({n}, {n}){hint}, got {shape}"
+                )
             return mask.to(device=device, dtype=torch.bool)
         if labels is not None:
             return labels[:, None] == labels[None, :]
@@ -83,26 +95,39 @@ class SupCon(MultiViewLoss):
             raise ValueError("supcon with one view needs labels= or mask= to define positives")
         return torch.eye(n, dtype=torch.bool, device=device)
 
-    def compute(
-        self, z: Tensor, *, labels: Tensor | None = None, mask: Tensor | None = None, **_: Any
+    def compute_local(
+        self,
+        z: Tensor,
+        *,
+        offset: int,
+        count: int,
+        labels: Tensor | None = None,
+        mask: Tensor | None = None,
+        **_: Any,
     ) -> Tensor:
         n, m, _ = z.shape
         flat = view_major(z)
-        logits = flat @ flat.T / self.temperature
-        eye = torch.eye(m * n, dtype=torch.bool, device=z.device)
+        if offset == 0 and count == n:  # every instance is an anchor
+            logits = flat @ flat.T / self.temperature
+            eye = torch.eye(m * n, dtype=torch.bool, device=z.device)
+        else:  # the anchors' rows against every column; eye marks each anchor's own entry
+            rows, ids = anchor_rows(z, offset, count)
+            logits = rows @ flat.T / self.temperature
+            eye = ids[:, None] == torch.arange(m * n, device=z.device)[None, :]
         lse = logits.masked_fill(eye, float("-inf")).logsumexp(dim=1)  # over A(a)
-        pos = self.instance_mask(n, m, labels, mask, z.device).repeat(m, m) & ~eye
-        count = pos.sum(dim=1)
+        same = self.instance_mask(n, m, labels, mask, z.device)[offset : offset + count]
+        pos = same.repeat(m, m) & ~eye
+        num_pos = pos.sum(dim=1)
         if self.variant == "out":
-            mean_pos = torch.where(pos, logits, 0).sum(dim=1) / count.clamp(min=1)
+            mean_pos = torch.where(pos, logits, 0).sum(dim=1) / num_pos.clamp(min=1)
             per_anchor = lse - mean_pos
         else:
             pos_lse = logits.masked_fill(~pos, float("-inf")).logsumexp(dim=1)
-            log_count = count.clamp(min=1).to(z.dtype).log()
-            per_anchor = lse - pos_lse + log_count
-        per_anchor = torch.where(count > 0, per_anchor, 0)
+            log_num_pos = num_pos.clamp(min=1).to(z.dtype).log()
+            per_anchor = lse - pos_lse + log_num_pos
+        per_anchor = torch.where(num_pos > 0, per_anchor, 0)
         if self.anchors == "one":
-            per_anchor = per_anchor[:n]
+            per_anchor = per_anchor[:count]
         loss = per_anchor.mean()
         if self.base_temperature is not None:
             loss = loss * (self.temperature / self.base_temperature)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
+from manyview import distributed
 from manyview.losses.base import MultiViewLoss, check_temperature, view_major
 
 
@@ -46,6 +48,11 @@ class SupReMix(MultiViewLoss):
     Inputs: ``views`` (N, M, D) or M tensors (N, D) and ``labels`` (N,) real-valued targets.
     λ is drawn from torch's global generator (seed it with ``torch.manual_seed``).
     Output: a 0-dim tensor.
+
+    Under torch.distributed the loss falls back to the ``"full"`` gather mode (every rank
+    computes the whole global loss; see :class:`~manyview.losses.base.MultiViewLoss`), and
+    every rank uses rank 0's draw of λ, so all ranks compute the same function as one
+    process on the global batch seeded like rank 0.
     """
 
     min_views = 1
@@ -91,7 +98,11 @@ class SupReMix(MultiViewLoss):
             return torch.full((r, r), float(self.neg_beta), dtype=like.dtype, device=like.device)
         concentration = torch.tensor(self.neg_beta, dtype=like.dtype, device=like.device)
         beta = torch.distributions.Beta(concentration[0], concentration[1])
-        return beta.sample((r, r))  # global RNG: seeded by torch.manual_seed
+        lam = beta.sample((r, r))  # global RNG: seeded by torch.manual_seed
+        if distributed.is_distributed() and distributed.is_global_batch():
+            lam = lam.contiguous()  # Beta samples are a strided view
+            dist.broadcast(lam, src=0)  # the ranks' generators differ; share rank 0's draw
+        return lam
 
     def compute(self, z: Tensor, *, labels: Tensor | None = None, **_: Any) -> Tensor:
         m = z.shape[1]
