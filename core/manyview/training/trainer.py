@@ -124,7 +124,10 @@ class Trainer:
             rank=self.ctx.rank,
             world_size=self.ctx.world_size,
         )
-        self.generator = torch.Generator().manual_seed(self.run["seed"] * 7919 + self.ctx.rank + 1)
+        # the views draw on the batch's device, so their generator lives there too
+        self.generator = torch.Generator(device=self.device).manual_seed(
+            self.run["seed"] * 7919 + self.ctx.rank + 1
+        )
         self.forward: Callable[..., Any] = self.recipe.step
         if self.ctx.world_size > 1:
             ddp = torch.nn.parallel.DistributedDataParallel(

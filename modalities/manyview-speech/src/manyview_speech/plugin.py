@@ -1,4 +1,8 @@
-"""Registers manyview-speech's entries (entry-point group ``manyview``)."""
+"""Registers manyview-speech's entries (entry-point group ``manyview``).
+
+Every factory is a ``"module:Attr"`` string, so ``manyview list`` imports neither torch
+nor torchaudio; the modules load when an entry is created.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,92 @@ from typing import Any
 
 import manyview
 
-
-@manyview.hookimpl
-def manyview_register_encoders(register: Any) -> None:
-    """Encoders of this modality (filled in by the plugin's modules)."""
+_PKG = "manyview_speech"
 
 
 @manyview.hookimpl
 def manyview_register_views(register: Any) -> None:
-    """Views of this modality (filled in by the plugin's modules)."""
+    """Waveform augmentations, feature steps and SpecAugment, batched and seeded."""
+    views = {
+        "audio_crop": ("AudioCrop", "Random fixed-length window of each waveform (zero-padded if short)"),
+        "audio_shift": ("AudioShift", "Random time shift of each waveform, zero-filled or circular"),
+        "audio_gain": ("AudioGain", "Random gain in dB per waveform"),
+        "audio_noise": ("AudioNoise", "White or pink noise at a random SNR per waveform"),
+        "audio_speed": ("AudioSpeed", "Speed perturbation by factors drawn per waveform (Kaldi style)"),
+        "log_mel": ("LogMelView", "Waveforms to log-mel features (N, n_mels, frames)"),
+        "mfcc": ("MFCCView", "Waveforms to MFCC features (N, n_mfcc, frames)"),
+        "spec_augment": ("SpecAugment", "Frequency and time masks drawn per sample (SpecAugment)"),
+        "speech_augment": (
+            "SpeechAugment",
+            "Shift, gain, noise, speed, then log-mel/MFCC and SpecAugment, with strength presets",
+        ),
+    }  # fmt: skip
+    for name, (attr, summary) in views.items():
+        register(name, f"{_PKG}.views:{attr}", summary=summary, modality="audio")
+
+
+@manyview.hookimpl
+def manyview_register_encoders(register: Any) -> None:
+    """Log-mel CNN / transformer, wav2vec2, HuBERT, and a character n-gram text encoder."""
+    register(
+        "logmel_cnn",
+        f"{_PKG}.encoders.logmel:LogMelEncoder",
+        summary="Temporal CNN over log-mel features of waveforms (the CPU default)",
+        modality="audio",
+    )
+    register(
+        "logmel_transformer",
+        f"{_PKG}.encoders.logmel:LogMelTransformerEncoder",
+        summary="Temporal CNN + transformer layers over log-mel features of waveforms",
+        modality="audio",
+    )
+    register(
+        "wav2vec2",
+        f"{_PKG}.encoders.wav2vec2:Wav2Vec2Encoder",
+        summary="torchaudio wav2vec 2.0 over waveforms, mean-pooled (random init or local weights)",
+        modality="audio",
+    )
+    register(
+        "hubert",
+        f"{_PKG}.encoders.wav2vec2:HuBERTEncoder",
+        summary="torchaudio HuBERT over waveforms, mean-pooled (random init or local weights)",
+        modality="audio",
+    )
+    register(
+        "char_ngram",
+        f"{_PKG}.encoders.char_ngram:CharNgramEncoder",
+        summary="Learned bag of hashed character n-grams of short texts (audio-text training)",
+        modality="text",
+    )
+
+
+@manyview.hookimpl
+def manyview_register_datasets(register: Any) -> None:
+    """Spoken words synthesised offline, and folders of audio files."""
+    register(
+        "spoken_words",
+        f"{_PKG}.datasets.spoken_words:SpokenWords",
+        summary="Words spoken by eSpeak NG voices (word/speaker/dialect labels), made offline",
+        modalities="audio,text",
+    )
+    register(
+        "audiofolder",
+        f"{_PKG}.datasets.audio_folder:AudioFolder",
+        summary="Audio files in class subfolders; unreadable files are skipped and counted",
+        modalities="audio",
+    )
+
+
+@manyview.hookimpl
+def manyview_register_recipes(register: Any) -> None:
+    """Supervised-contrastive speech classification and audio-text contrastive training."""
+    register(
+        "speech_supcon",
+        f"{_PKG}.recipes.classification:SpeechClassificationRecipe",
+        summary="Speech classification: SupCon pre-training or SupCon beside cross-entropy",
+    )
+    register(
+        "audio_text",
+        f"{_PKG}.recipes.audio_text:AudioTextRecipe",
+        summary="Audio encoder and text encoder contrasted in one space (CLAP style)",
+    )

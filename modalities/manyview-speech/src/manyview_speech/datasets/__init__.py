@@ -1,0 +1,1 @@
+"""Speech datasets: spoken words synthesised offline, and folders of audio files."""

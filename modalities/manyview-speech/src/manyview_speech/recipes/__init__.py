@@ -1,0 +1,1 @@
+"""Speech recipes: supervised-contrastive classification and audio-text contrastive training."""

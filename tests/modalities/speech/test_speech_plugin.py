@@ -1,0 +1,41 @@
+"""The plugin registers through its entry point, and listing it imports nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import manyview
+
+LISTING = """
+import json, sys
+from manyview.cli import main
+main(["list", sys.argv[1], "--json"])
+assert "torch" not in sys.modules, "listing imported torch"
+assert "torchaudio" not in sys.modules
+"""
+
+
+def list_json(kind: str) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, "-c", LISTING, kind], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_manyview_list_shows_audio_entries_without_importing_torch():
+    encoders = {e["name"]: e for e in list_json("encoder") if e["plugin"] == "manyview-speech"}
+    assert {"logmel_cnn", "logmel_transformer", "wav2vec2", "hubert"} <= set(encoders)
+    assert all(encoders[n]["modality"] == "audio" for n in ("logmel_cnn", "wav2vec2", "hubert"))
+    views = [e for e in list_json("view") if e["plugin"] == "manyview-speech"]
+    assert {v["name"] for v in views} >= {"spec_augment", "audio_noise", "speech_augment"}
+    assert {v["modality"] for v in views} == {"audio"}
+
+
+def test_plugin_loaded_with_everything_registered():
+    (info,) = [p for p in manyview.plugins() if p.distribution == "manyview-speech"]
+    assert info.status == "loaded", info.error
+    assert set(info.registered["recipe"]) == {"speech_supcon", "audio_text"}
+    assert set(info.registered["dataset"]) == {"spoken_words", "audiofolder"}
