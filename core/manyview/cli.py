@@ -130,7 +130,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    if metrics:
+    import os
+
+    if metrics and os.environ.get("RANK", "0") == "0":  # once, under torchrun
         print(f"done: step {metrics['step']}, loss {metrics['loss']:.4f}; outputs in {out}")
     return 0
 

@@ -203,3 +203,33 @@ def global_batch() -> Iterator[None]:
         yield
     finally:
         _mode, _global_batch = previous
+
+
+def mean_across_ranks(value: float) -> float:
+    """The mean of a Python number over all ranks (the value itself without a process group)."""
+    if not is_distributed():
+        return float(value)
+    backend = dist.get_backend()
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if backend == "nccl"
+        else torch.device("cpu")
+    )
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+def all_ranks_true(flag: bool) -> bool:
+    """Whether ``flag`` holds on every rank (so that all ranks skip a step together)."""
+    if not is_distributed():
+        return bool(flag)
+    backend = dist.get_backend()
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if backend == "nccl"
+        else torch.device("cpu")
+    )
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())

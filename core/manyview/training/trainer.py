@@ -321,7 +321,8 @@ class Trainer:
                 with autocast, distributed.gather_mode(mode):
                     out = self.forward(batch, self.generator)
                 loss = out.loss / accum
-                if not torch.isfinite(loss):
+                # every rank must agree, or DDP's gradient all-reduce would wait forever
+                if not distributed.all_ranks_true(bool(torch.isfinite(loss))):
                     finite = False
                     break
                 loss.backward()
@@ -357,7 +358,8 @@ class Trainer:
                 elapsed = time.perf_counter() - window_start
                 metrics = {
                     "step": self.step,
-                    "loss": window_loss / window_steps,
+                    # with local anchors each rank's loss is its share: log the global mean
+                    "loss": distributed.mean_across_ranks(window_loss / window_steps),
                     "lr": self.optimizer.param_groups[0]["lr"],
                     "samples_per_s": window_samples / max(elapsed, 1e-9),
                     "bad_steps": self.bad_steps,
