@@ -137,6 +137,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import manyview
+    from manyview.benchmarks import BenchmarkError
+
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "bench"
+    options: dict = {"split": args.split, "batch_size": args.batch_size, "device": args.device}
+    if args.modalities:
+        options["modalities"] = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    if args.class_names:
+        options["class_names"] = [c.strip() for c in args.class_names.split(",")]
+    if args.templates:
+        options["templates"] = args.templates
+    if args.no_baseline:
+        options["baseline"] = None
+    try:
+        suite = manyview.entry("benchmark", args.suite).load()
+        result = suite(args.checkpoint, out=out, **options)
+    except (BenchmarkError, LookupError) as exc:
+        print(f"manyview bench: {exc}", file=sys.stderr)
+        return 2
+    print((out / "bench.md").read_text() if (out / "bench.md").is_file() else "")
+    print("wrote: " + ", ".join(result.get("files", [])))
+    return 0
+
+
+def _cmd_data_build(args: argparse.Namespace) -> int:
+    import time
+
+    import manyview
+
+    start = time.perf_counter()
+    try:
+        factory = manyview.entry("dataset", args.name).load()
+    except (LookupError, ValueError, ImportError) as exc:
+        print(f"manyview data build: {exc}", file=sys.stderr)
+        return 2
+    build = getattr(factory, "build", None)
+    if build is None:
+        print(
+            f"manyview data build: dataset {args.name!r} has no build step "
+            "(it is made or read when it is created)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        result = build(root=args.root, force=args.force)
+    except (ImportError, ValueError, OSError) as exc:
+        print(f"manyview data build: {exc}", file=sys.stderr)
+        return 1
+    verb = "built" if result["built"] else "cached (valid, reused)"
+    why = f" [rebuilt: {result['reason']}]" if result.get("reason") else ""
+    seconds = time.perf_counter() - start
+    print(f"{args.name}: {verb} {result['path']} in {seconds:.1f} s{why}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manyview",
@@ -168,6 +226,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint"
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("bench", help="benchmark a trained run against its random-init model")
+    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="the run directory")
+    p.add_argument("--suite", default="crossmodal", help="registered benchmark (crossmodal)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/bench)")
+    p.add_argument("--split", default="test", help="the split to score on (default: test)")
+    p.add_argument("--modalities", help="comma-separated (default: every encoder's)")
+    p.add_argument("--class-names", help="comma-separated, in label order (for zero-shot)")
+    p.add_argument("--templates", help="zero-shot prompt template set or a str with {}")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-baseline", action="store_true", help="skip the random-init model")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("data", help="build and cache datasets made offline (digits3)")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("build", help="build a dataset's cache (reused when valid)")
+    q.add_argument("name", help="the dataset, e.g. digits3")
+    q.add_argument("--root", help="cache root (default: $MANYVIEW_DATA, else ~/.cache/manyview)")
+    q.add_argument("--force", action="store_true", help="rebuild even when the cache is valid")
+    q.set_defaults(func=_cmd_data_build)
 
     p = sub.add_parser("new-plugin", help="scaffold an installable third-party plugin package")
     p.add_argument("name", help="distribution name, e.g. manyview-myloss")

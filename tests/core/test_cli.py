@@ -48,9 +48,21 @@ def test_list_unknown_kind_is_a_usage_error(capsys):
     assert "did you mean 'loss'" in capsys.readouterr().err
 
 
-def test_list_empty_kind(capsys):
+def test_list_empty_kind(capsys, monkeypatch):
+    import manyview.manager
+
+    class Empty:
+        def entries(self, kind):
+            return []
+
+    monkeypatch.setattr(manyview.manager, "registry", lambda: Empty())
     assert main(["list", "benchmark"]) == 0
     assert "no benchmark is registered" in capsys.readouterr().out
+
+
+def test_list_benchmark_shows_crossmodal(capsys):
+    assert main(["list", "benchmark"]) == 0
+    assert "crossmodal" in capsys.readouterr().out
 
 
 def test_plugins_json(capsys):

@@ -15,6 +15,24 @@ def manyview_register_datasets(register: Any) -> None:
         summary="Class-structured vectors in several modalities, made offline from a seed",
         modalities="vector",
     )
+    register(
+        "digits3",
+        "manyview.datasets.digits3:Digits3",
+        summary="Digits as images, eSpeak NG speech and text, built offline and cached",
+        modalities="image,audio,text",
+    )
+    register(
+        "manifest",
+        "manyview.datasets.manifest:Manifest",
+        summary="A CSV or JSONL manifest: a file path or a string per modality, plus a label",
+        modalities="image,audio,text",
+    )
+    register(
+        "imagefolder",
+        "manyview.datasets.imagefolder:ImageFolder",
+        summary="Image files in class subfolders; unreadable files are skipped and counted",
+        modalities="image",
+    )
 
 
 @hookimpl
@@ -38,4 +56,13 @@ def manyview_register_recipes(register: Any) -> None:
         "distill",
         "manyview.recipes.distill:DistillRecipe",
         summary="A student against an EMA or frozen teacher with distillation losses",
+    )
+
+
+@hookimpl
+def manyview_register_benchmarks(register: Any) -> None:
+    register(
+        "crossmodal",
+        "manyview.benchmarks.crossmodal:run",
+        summary="Retrieval R@K, zero-shot, probe, kNN, alignment/uniformity/rank vs random-init",
     )

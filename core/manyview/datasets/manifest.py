@@ -1,0 +1,303 @@
+"""A CSV or JSONL manifest: one column per modality (a file path or a string) plus a label.
+
+Example ``pairs.csv``::
+
+    image,audio,text,label
+    img/001.png,wav/001.wav,a red bird,bird
+    img/002.png,wav/002.wav,a small cat,cat
+
+or ``pairs.jsonl`` with one object a line (``{"image": "img/001.png", "text": "...", ...}``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from manyview.datasets.files import (
+    DataFileError,
+    check_on_error,
+    image_size_pair,
+    read_audio_clip,
+    read_image,
+)
+
+__all__ = ["KINDS", "Manifest"]
+
+KINDS = ("image", "audio", "text")
+"""What a column can hold: an image file, an audio file, or the text itself."""
+
+
+def _kind_of(column: str) -> str | None:
+    low = column.lower()
+    return next((k for k in KINDS if low == k or low.startswith(k)), None)
+
+
+def _rows(path: Path, who: str) -> tuple[list[str] | None, Iterator[tuple[int, Any]]]:
+    """``(header, rows)``: for CSV the header and ``(line, list)`` rows; for JSONL ``None``
+    and ``(line, object or error string)`` rows."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed by the generator
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            fh.close()
+            raise ValueError(f"{who}: {path} is empty (expected a header row)") from None
+
+        def csv_rows() -> Iterator[tuple[int, Any]]:
+            with fh:
+                for row in reader:
+                    if row and any(cell.strip() for cell in row):
+                        yield reader.line_num, row
+
+        return [h.strip() for h in header], csv_rows()
+    if suffix in (".jsonl", ".ndjson"):
+
+        def json_rows() -> Iterator[tuple[int, Any]]:
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except ValueError as exc:
+                        yield n, f"not valid JSON ({exc})"
+                        continue
+                    yield n, obj if isinstance(obj, dict) else "not a JSON object"
+
+        return None, json_rows()
+    raise ValueError(f"{who}: {path} must end in .csv, .jsonl or .ndjson")
+
+
+class Manifest(Dataset):
+    """Samples listed in a CSV or JSONL file, one column (key) per modality.
+
+    A column holds an image file, an audio file (paths relative to the manifest's folder, or
+    absolute) or the text itself; ``modalities`` maps column names to ``"image"``,
+    ``"audio"`` or ``"text"``, and by default every column whose name starts with one of
+    these is used as that kind (``image``, ``image_left``, ``text_caption``...). The
+    optional ``label`` column gives the class: whole numbers are used as they are, other
+    values are class names (sorted names give the ids). Every file is read now: images as
+    float32 ``(C, H, W)`` in [0, 1] (Pillow), audio mono at ``sample_rate``, cut or padded
+    to ``clip_seconds`` (the speech plugin).
+
+    Bad rows -- a ragged CSV row (too few or too many fields), a JSONL line that is not an
+    object or lacks a column, an empty cell, a missing file, an unreadable file -- are
+    reported with the manifest's line number: with ``on_error="skip"`` (the default) they
+    are skipped and counted (:attr:`skipped` lists ``(line, reason)``, :attr:`num_skipped`
+    counts them, one warning gives the count); with ``on_error="raise"`` the first one
+    raises :class:`DataFileError`.
+
+    Items: ``{"<column>": tensor or str, ..., "label": int, "index": int}`` (``label`` is
+    ``-1`` without a label column).
+
+    Args:
+        path: the ``.csv``, ``.jsonl`` or ``.ndjson`` file.
+        modalities: column -> kind; ``None`` infers them from the column names.
+        label: the label column's name (absent from the file: no labels).
+        image_size: resize images to this (int or ``(height, width)``); ``None`` keeps their
+            size, which must then be the same for all.
+        image_mode: Pillow mode: ``"RGB"``, ``"L"`` (grey) or ``"RGBA"``.
+        sample_rate: audio rate in Hz.
+        clip_seconds: audio clip length.
+        on_error: ``"skip"`` or ``"raise"``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        modalities: Mapping[str, str] | None = None,
+        label: str = "label",
+        image_size: int | Sequence[int] | None = None,
+        image_mode: str = "RGB",
+        sample_rate: int = 16000,
+        clip_seconds: float = 1.0,
+        on_error: str = "skip",
+    ) -> None:
+        who = "manifest"
+        check_on_error(on_error, who)
+        size = image_size_pair(image_size, who)
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{who}: {path} is not a file")
+        header, rows = _rows(path, who)
+        if modalities is not None:
+            bad = {c: k for c, k in modalities.items() if k not in KINDS}
+            if bad or not modalities:
+                raise ValueError(f"{who}: modalities must map columns to {KINDS}, got {bad}")
+            columns = dict(modalities)
+        elif header is not None:
+            columns = {}
+            for name in header:
+                if name == label:
+                    continue
+                kind = _kind_of(name)
+                if kind is None:
+                    raise ValueError(
+                        f"{who}: {path}: cannot tell what column {name!r} holds; pass "
+                        f"modalities={{'{name}': 'image' | 'audio' | 'text', ...}}"
+                    )
+                columns[name] = kind
+        else:
+            columns = {}  # JSONL without modalities: taken from the first good object
+        if header is not None:
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise ValueError(f"{who}: {path}: no column {missing[0]!r} (header: {header})")
+            if len(set(header)) != len(header):
+                raise ValueError(f"{who}: {path}: the header repeats a column name: {header}")
+        has_label = header is not None and label in header
+        samples_per_clip = max(1, round(clip_seconds * sample_rate))
+        base = path.parent
+
+        self.skipped: list[tuple[int, str]] = []
+        data: dict[str, list[Any]] = {}
+        raw_labels: list[Any] = []
+        total = 0
+        for line, row in rows:
+            total += 1
+            try:
+                if header is not None:
+                    if len(row) != len(header):
+                        raise DataFileError(
+                            f"{len(row)} fields where the header has {len(header)} (ragged row)"
+                        )
+                    record = dict(zip(header, row, strict=True))
+                else:
+                    if isinstance(row, str):
+                        raise DataFileError(row)
+                    record = row
+                    if not columns:
+                        columns = {k: _kind_of(k) for k in record if k != label}
+                        unknown = [k for k, v in columns.items() if v is None]
+                        if unknown:
+                            raise ValueError(
+                                f"{who}: {path}: cannot tell what key {unknown[0]!r} holds; "
+                                f"pass modalities={{'{unknown[0]}': 'image' | 'audio' | 'text'}}"
+                            )
+                        has_label = label in record
+                    absent = [
+                        c for c in [*columns, *([label] if has_label else [])] if c not in record
+                    ]
+                    if absent:
+                        raise DataFileError(f"no {absent[0]!r} key (ragged row)")
+                item: dict[str, Any] = {}
+                for column, kind in columns.items():
+                    value = record[column]
+                    if not isinstance(value, str) or not value.strip():
+                        raise DataFileError(f"column {column!r} is empty or not a string")
+                    if kind == "text":
+                        item[column] = value
+                        continue
+                    file = base / value.strip()
+                    if not file.exists():
+                        raise DataFileError(
+                            f"{kind} file {value.strip()!r} not found (looked for {file})"
+                        )
+                    try:
+                        if kind == "image":
+                            item[column] = read_image(file, mode=image_mode, size=size)
+                        else:
+                            item[column] = read_audio_clip(
+                                file, sample_rate=sample_rate, samples=samples_per_clip
+                            )
+                    except (DataFileError, FileNotFoundError) as exc:
+                        raise DataFileError(str(exc)) from None
+                if has_label:
+                    value = record[label]
+                    if value is None or (isinstance(value, str) and not value.strip()):
+                        raise DataFileError(f"the {label!r} column is empty")
+                    raw_labels.append(value.strip() if isinstance(value, str) else value)
+            except DataFileError as exc:
+                message = f"{path} line {line}: {exc}"
+                if on_error == "raise":
+                    raise DataFileError(f"{who}: {message}") from None
+                self.skipped.append((line, message))
+                continue
+            for column, value in item.items():
+                data.setdefault(column, []).append(value)
+        if not data:
+            first = f" (first: {self.skipped[0][1]})" if self.skipped else ""
+            raise ValueError(f"{who}: {path} has no usable rows ({total} rows){first}")
+        if self.skipped:
+            warnings.warn(
+                f"{who}: skipped {len(self.skipped)} of {total} rows of {path} "
+                f"(first: {self.skipped[0][1]}); see dataset.skipped",
+                stacklevel=2,
+            )
+        self.path = path
+        self.columns = dict(columns)
+        self.data: dict[str, Tensor | list[str]] = {}
+        for column, values in data.items():
+            if columns[column] == "text":
+                self.data[column] = values
+                continue
+            shapes = {tuple(v.shape) for v in values}
+            if len(shapes) > 1:
+                raise ValueError(
+                    f"{who}: {path}: the {column!r} images have different sizes "
+                    f"{sorted(shapes)[:3]}; pass image_size=... to resize them all"
+                )
+            self.data[column] = torch.stack(values)
+        n = len(next(iter(data.values())))
+        if has_label:
+            if all(_is_int(v) for v in raw_labels):
+                ints = [int(v) for v in raw_labels]
+                self.classes = [str(c) for c in range(max(ints) + 1)]
+                self.labels = torch.tensor(ints)
+            else:
+                self.classes = sorted({str(v) for v in raw_labels})
+                index = {c: k for k, c in enumerate(self.classes)}
+                self.labels = torch.tensor([index[str(v)] for v in raw_labels])
+        else:
+            self.classes = []
+            self.labels = torch.full((n,), -1, dtype=torch.long)
+        self.num_classes = len(self.classes)
+        self.modalities = tuple(self.columns)
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def get_batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """The collated batch of ``indices`` at once (texts as lists of strings)."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        batch: dict[str, Any] = {}
+        for column, values in self.data.items():
+            batch[column] = (
+                [values[i] for i in idx.tolist()] if isinstance(values, list) else values[idx]
+            )
+        batch["label"] = self.labels[idx]
+        batch["index"] = idx
+        return batch
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item: dict[str, Any] = {column: values[i] for column, values in self.data.items()}
+        item["label"] = int(self.labels[i])
+        item["index"] = int(i)
+        return item
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    if isinstance(value, str):
+        return value.isdigit()
+    return False
