@@ -116,6 +116,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         out = str(Path("runs") / f"{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    from pathlib import Path
+
+    if not Path(config_path).is_file():  # a configuration shipped with manyview, by name
+        from manyview.demo import packaged_config
+
+        config_path = str(packaged_config(config_path) or config_path)
     try:
         config = load_config(config_path, args.set)
         from manyview.training.checkpoint import CheckpointError
@@ -195,6 +201,21 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from manyview.config import ConfigError
+
+    try:
+        from manyview.demo import run_demo
+
+        run_demo(args.out, steps=args.steps, overrides=args.set)
+    except (ConfigError, LookupError, ImportError, FileNotFoundError) as exc:
+        print(f"manyview demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manyview",
@@ -211,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", help="view, encoder, teacher, loss, dataset, benchmark or recipe")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser(
+        "demo", help="build digits3, train image + speech + text together, benchmark, print"
+    )
+    p.add_argument("--out", help="run directory (default: runs/demo-<date>-<time>)")
+    p.add_argument("--steps", type=int, help="training steps (default: the demo config's)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the demo configuration (repeatable)",
+    )
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train a recipe from a TOML configuration")
     p.add_argument("config", nargs="?", help="the configuration (TOML)")

@@ -377,6 +377,11 @@ class Digits3(Dataset):
         ]
         self.num_classes = 10
         self.modalities = ("image", "audio", "text")
+        # For the benchmarks: zero-shot prompts in the forms the text side trains on, and the
+        # modalities of one sample share a class, not an instance (no instance-level pairs).
+        self.class_names: list[str] = list(WORDS)
+        self.prompt_templates: tuple[str, ...] = ("{}", "the number {}")
+        self.paired = False
 
     build = staticmethod(build_digits3)
     """Build or find the cache without loading a split (``manyview data build digits3``)."""
