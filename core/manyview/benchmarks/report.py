@@ -79,7 +79,9 @@ def _heatmap(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], path: P
     index = {m: i for i, m in enumerate(mods)}
     has_base = any(r["baseline"] is not None for r in pick)
     panels = [("trained", "value")] + ([("random-init", "baseline")] if has_base else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 0.8, 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels) + 0.8, 4), squeeze=False, layout="constrained"
+    )
     image = None
     for ax, (title, key) in zip(axes[0], panels, strict=True):
         grid = [[math.nan] * len(mods) for _ in mods]
@@ -101,7 +103,8 @@ def _heatmap(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], path: P
         ax.set_xticks(range(len(mods)), mods)
         ax.set_yticks(range(len(mods)), mods)
         ax.set_xlabel("target")
-        ax.set_ylabel("query")
+        if ax is axes[0][0]:
+            ax.set_ylabel("query")
         ax.set_title(f"class-level R@1, {title}")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
     fig.savefig(path, dpi=110)
