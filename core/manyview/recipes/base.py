@@ -25,12 +25,14 @@ class StepOutput:
 
     Attributes:
         loss: the weighted total, a 0-dim tensor with gradients.
-        components: each loss term's (unweighted) value, for the logs.
+        components: each loss term's (unweighted) value, for the logs: detached 0-dim
+            tensors (or floats); the trainer reads them only at logging steps, so a step
+            forces no device synchronisation for them.
         embeddings: ``(N, M, D)`` detached embeddings for the diagnostics, or ``None``.
     """
 
     loss: Tensor
-    components: dict[str, float] = field(default_factory=dict)
+    components: dict[str, Tensor | float] = field(default_factory=dict)
     embeddings: Tensor | None = None
 
 

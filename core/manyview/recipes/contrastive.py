@@ -148,6 +148,6 @@ class ContrastiveRecipe(Recipe):
             self.names, self.entries, self.losses, self.weights, strict=True
         ):
             value = loss(z, **loss_inputs(entry, loss, batch))
-            components[name] = float(value.detach())
+            components[name] = value.detach()
             total = total + weight * value
         return StepOutput(total, components, z.detach())

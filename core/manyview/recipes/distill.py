@@ -117,7 +117,7 @@ class DistillRecipe(Recipe):
             s, t = (student, teacher) if three else (student[:, 0], teacher[:, 0])
             kwargs = {k: v for k, v in loss_inputs(entry, loss, batch).items() if k != "index"}
             value = loss(s, targets=t, **kwargs)
-            components[name] = float(value.detach())
+            components[name] = value.detach()
             total = total + weight * value
         return StepOutput(total, components, student.detach())
 

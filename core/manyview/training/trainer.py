@@ -326,7 +326,7 @@ class Trainer:
                     finite = False
                     break
                 loss.backward()
-                total += float(out.loss.detach())
+                total += out.loss.detach()  # stays on the device: no sync per step
                 last, components = out, out.components
                 window_samples += _batch_size(batch) * self.ctx.world_size
             if finite:
@@ -359,11 +359,11 @@ class Trainer:
                 metrics = {
                     "step": self.step,
                     # with local anchors each rank's loss is its share: log the global mean
-                    "loss": distributed.mean_across_ranks(window_loss / window_steps),
+                    "loss": distributed.mean_across_ranks(float(window_loss) / window_steps),
                     "lr": self.optimizer.param_groups[0]["lr"],
                     "samples_per_s": window_samples / max(elapsed, 1e-9),
                     "bad_steps": self.bad_steps,
-                    **{f"loss/{k}": v for k, v in components.items()},
+                    **{f"loss/{k}": float(v) for k, v in components.items()},
                 }
                 every = run["metrics_every"]
                 if (

@@ -220,18 +220,18 @@ class SpeechClassificationRecipe(Recipe):
         h = torch.stack([self.model["encoder"](v) for v in views], dim=1)  # (N, M, F)
         z = self.model["projector"](h)
         total = z.new_zeros(())
-        components: dict[str, float] = {}
+        components: dict[str, Any] = {}
         for name, entry, loss, weight in zip(
             self.names, self.entries, self.losses, self.weights, strict=True
         ):
             value = loss(z, **loss_inputs(entry, loss, batch))
-            components[name] = float(value.detach())
+            components[name] = value.detach()
             total = total + weight * value
         probe = h if self.objective == "joint" else h.detach()
         logits = self.model["classifier"](probe).flatten(0, 1)  # (N*M, C)
         targets = labels[:, None].expand(-1, h.shape[1]).reshape(-1)
         ce = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
-        components["ce"] = float(ce.detach())
-        components["accuracy"] = float((logits.argmax(1) == targets).float().mean())
+        components["ce"] = ce.detach()
+        components["accuracy"] = (logits.argmax(1) == targets).float().mean()
         total = total + (self.ce_weight if self.objective == "joint" else 1.0) * ce
         return StepOutput(total, components, z.detach())
