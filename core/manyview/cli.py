@@ -146,7 +146,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import manyview
     from manyview.benchmarks import BenchmarkError
 
     out = Path(args.out) if args.out else Path(args.checkpoint) / "bench"
@@ -159,15 +158,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         options["templates"] = args.templates
     if args.no_baseline:
         options["baseline"] = None
+    from manyview.benchmarks.suites import run_suites
+
     try:
-        suite = manyview.entry("benchmark", args.suite).load()
-        result = suite(args.checkpoint, out=out, **options)
+        result = run_suites(args.suite, args.checkpoint, out=out, **options)
     except (BenchmarkError, LookupError) as exc:
         print(f"manyview bench: {exc}", file=sys.stderr)
         return 2
     print((out / "bench.md").read_text() if (out / "bench.md").is_file() else "")
     print("wrote: " + ", ".join(result.get("files", [])))
-    return 0
+    for name, why in result["failed"]:
+        print(f"manyview bench: suite {name!r} failed: {why}", file=sys.stderr)
+    return 1 if result["failed"] else 0
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
@@ -264,7 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmark a trained run against its random-init model")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="the run directory")
-    p.add_argument("--suite", default="crossmodal", help="registered benchmark (crossmodal)")
+    p.add_argument(
+        "--suite",
+        default="crossmodal",
+        help="registered benchmark(s), comma-separated, or 'all' (default: crossmodal); "
+        "several write one merged bench.json/bench.md and a folder per suite",
+    )
     p.add_argument("--out", help="output folder (default: RUN_DIR/bench)")
     p.add_argument("--split", default="test", help="the split to score on (default: test)")
     p.add_argument("--modalities", help="comma-separated (default: every encoder's)")

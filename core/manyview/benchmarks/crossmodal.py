@@ -289,14 +289,20 @@ def evaluate(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     seed: int = 0,
+    embeddings: dict[str, Any] | None = None,
 ) -> dict[tuple[str, str, str | None, str], float]:
-    """Every score of one model: ``{(task, query, target, metric): value}``."""
+    """Every score of one model: ``{(task, query, target, metric): value}``.
+
+    If ``embeddings`` is a dict, it receives the test split's embeddings (``{modality:
+    (N, D)}`` under ``"test"``) and labels (``"labels"``), e.g. for plots."""
     train, ytrain = embed_split(
         model, dataset_train, modalities, batch_size=batch_size, device=device, split="train"
     )
     test, ytest = embed_split(
         model, dataset_test, modalities, batch_size=batch_size, device=device, split="test"
     )
+    if embeddings is not None:
+        embeddings.update(test=test, labels=ytest)
     scores: dict[tuple[str, str, str | None, str], float] = {}
     for q, t in itertools.permutations(modalities, 2):
         for k, v in recall_at_k(test[q], test[t], ytest, ytest, ks=ks).items():
@@ -425,9 +431,19 @@ def run(
         device=device,
         seed=seed,
     )
-    trained = evaluate(model, dataset_train, dataset_test, modalities, **options)
+    seen: dict[str, dict[str, Any]] = {"trained": {}, "random-init": {}}
+    trained = evaluate(
+        model, dataset_train, dataset_test, modalities, embeddings=seen["trained"], **options
+    )
     base = (
-        evaluate(baseline, dataset_train, dataset_test, modalities, **options)
+        evaluate(
+            baseline,
+            dataset_train,
+            dataset_test,
+            modalities,
+            embeddings=seen["random-init"],
+            **options,
+        )
         if baseline is not None
         else {}
     )
@@ -456,12 +472,21 @@ def run(
     ]
     result: dict[str, Any] = {"rows": rows, "meta": meta, "files": []}
     if out is not None:
-        result["files"] = write_outputs(result, out, plots=plots)
+        embeddings = {name: e for name, e in seen.items() if e}
+        result["files"] = write_outputs(result, out, plots=plots, embeddings=embeddings)
     return result
 
 
-def write_outputs(result: Mapping[str, Any], out: str | Path, *, plots: bool = True) -> list[str]:
-    """Write ``bench.json`` (the flat list of rows), ``bench.md`` and the plots."""
+def write_outputs(
+    result: Mapping[str, Any],
+    out: str | Path,
+    *,
+    plots: bool = True,
+    embeddings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Write ``bench.json`` (the flat list of rows), ``bench.md`` and the plots (with
+    ``embeddings`` — ``{"trained" | "random-init": {"test": {modality: (N, D)}, "labels":
+    (N,)}}`` — also the similarity heatmap and the 2-D embedding map)."""
     from manyview.benchmarks import report
 
     out = Path(out)
@@ -470,5 +495,5 @@ def write_outputs(result: Mapping[str, Any], out: str | Path, *, plots: bool = T
     (out / "bench.md").write_text(report.markdown(result["rows"], result["meta"]))
     files = [str(out / "bench.json"), str(out / "bench.md")]
     if plots:
-        files += report.plots(result["rows"], result["meta"], out)
+        files += report.plots(result["rows"], result["meta"], out, embeddings=embeddings)
     return files

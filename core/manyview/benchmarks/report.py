@@ -163,10 +163,143 @@ def _training_curves(run_dir: Path, path: Path) -> bool:
     return True
 
 
-def plots(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], out: Path) -> list[str]:
-    """Write the PNG plots that the rows allow; return their paths."""
+MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+
+
+def _per_class(labels: Any, per_class: int) -> list[int]:
+    """Up to ``per_class`` indices of each class (the first ones, in order), sorted by class."""
+    chosen: dict[int, list[int]] = {}
+    for i, y in enumerate(labels.tolist()):
+        bucket = chosen.setdefault(int(y), [])
+        if len(bucket) < per_class:
+            bucket.append(i)
+    return [i for y in sorted(chosen) for i in chosen[y]]
+
+
+def _class_colours(plt: Any, num_classes: int) -> Any:
+    cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20" if num_classes <= 20 else "turbo")
+    return [
+        cmap(c if num_classes <= 20 else c / max(1, num_classes - 1)) for c in range(num_classes)
+    ]
+
+
+def _similarity_heatmap(
+    embeddings: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any], path: Path
+) -> bool:
+    """Cosine similarities between every modality's test embeddings (a few per class, sorted
+    by class), one block per modality pair: class structure shows as bright diagonal blocks
+    inside every cross-modal block once training has aligned the modalities."""
+    import torch
+    import torch.nn.functional as F
+
+    panels = [(name, e) for name, e in embeddings.items() if e.get("test")]
+    if not panels:
+        return False
+    mods = list(meta["modalities"])
+    labels = panels[0][1]["labels"]
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    pick = _per_class(labels, max(1, min(10, 240 // max(1, num_classes))))
+    if len(pick) < 2 or len({e["test"][m].shape[1] for _, e in panels for m in mods}) != 1:
+        return False  # nothing to show, or the modalities do not share one space
+    plt = _pyplot()
+    n = len(pick)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.2 * len(panels) + 0.8, 5), squeeze=False, layout="constrained"
+    )
+    image = None
+    for ax, (name, e) in zip(axes[0], panels, strict=True):
+        z = torch.cat([F.normalize(e["test"][m][pick].float(), dim=-1) for m in mods])
+        image = ax.imshow((z @ z.T).numpy(), vmin=-1.0, vmax=1.0, cmap="RdBu_r")
+        for k in range(1, len(mods)):
+            ax.axhline(k * n - 0.5, color="black", lw=1.0)
+            ax.axvline(k * n - 0.5, color="black", lw=1.0)
+        ticks = [k * n + (n - 1) / 2 for k in range(len(mods))]
+        ax.set_xticks(ticks, mods)
+        ax.set_yticks(ticks, mods, rotation=90, va="center")
+        ax.set_title(f"cosine similarity, {name}\n({n} test items per modality, sorted by class)")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _embedding_map(
+    embeddings: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any], path: Path
+) -> bool:
+    """A 2-D t-SNE map (scikit-learn) of the test embeddings of every modality together:
+    colour = class, marker = modality."""
+    import torch
+    import torch.nn.functional as F
+
+    panels = [(name, e) for name, e in embeddings.items() if e.get("test")]
+    if not panels:
+        return False
+    mods = list(meta["modalities"])
+    labels = panels[0][1]["labels"]
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    pick = _per_class(labels, max(1, 300 // max(1, num_classes)))
+    if (
+        len(pick) * len(mods) < 8
+        or len({e["test"][m].shape[1] for _, e in panels for m in mods}) != 1
+    ):
+        return False
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    colours = _class_colours(plt, num_classes)
+    y = labels[pick].tolist()
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels) + 1.6, 5), squeeze=False, layout="constrained"
+    )
+    for ax, (name, e) in zip(axes[0], panels, strict=True):
+        z = torch.cat([F.normalize(e["test"][m][pick].float(), dim=-1) for m in mods]).numpy()
+        perplexity = float(min(30.0, (len(z) - 1) / 3))
+        xy = TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(z)
+        for k in range(len(mods)):
+            part = xy[k * len(pick) : (k + 1) * len(pick)]
+            ax.scatter(
+                part[:, 0],
+                part[:, 1],
+                c=[colours[c] for c in y],
+                marker=MARKERS[k % len(MARKERS)],
+                s=14,
+                alpha=0.75,
+                linewidths=0,
+            )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"t-SNE of the test embeddings, {name}")
+    names = meta.get("class_names") or [str(c) for c in range(num_classes)]
+    handles = [
+        plt.Line2D([], [], ls="", marker=MARKERS[k % len(MARKERS)], color="0.3", label=m)
+        for k, m in enumerate(mods)
+    ]
+    handles += [
+        plt.Line2D([], [], ls="", marker="o", color=colours[c], label=str(names[c]))
+        for c in range(num_classes)
+        if num_classes <= 20
+    ]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plots(
+    rows: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    out: Path,
+    *,
+    embeddings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Write the PNG plots that the rows (and, if given, the test embeddings of the trained
+    and random-init models) allow; return their paths."""
     out = Path(out)
     written = []
+    if embeddings and _similarity_heatmap(embeddings, meta, out / "similarity.png"):
+        written.append(str(out / "similarity.png"))
+    if embeddings and _embedding_map(embeddings, meta, out / "embedding_map.png"):
+        written.append(str(out / "embedding_map.png"))
     if _heatmap(rows, meta, out / "retrieval_r1.png"):
         written.append(str(out / "retrieval_r1.png"))
     if _accuracy_bars(rows, out / "accuracy.png"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,50 +13,6 @@ from torch import nn
 import manyview
 from manyview.benchmarks import BenchmarkError, crossmodal
 from manyview.cli import main
-
-CONFIG = """
-[run]
-recipe = "contrastive"
-seed = 3
-steps = 40
-batch_size = 32
-log_every = 10
-metrics_every = 20
-checkpoint_every = 40
-
-[data]
-name = "synthetic"
-options = { modalities = { a = 8, b = 12 }, num_samples = 256, num_classes = 4 }
-
-[optimizer]
-name = "adamw"
-lr = 0.005
-
-[modalities.a]
-encoder = "mlp"
-encoder_options = { output_dim = 16, hidden_dim = 32 }
-projector_dim = 8
-
-[modalities.b]
-encoder = "mlp"
-encoder_options = { output_dim = 16, hidden_dim = 32 }
-projector_dim = 8
-
-[[losses]]
-name = "mv_infonce"
-options = { temperature = 0.2 }
-"""
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    from manyview.config import load_config
-    from manyview.training.trainer import Trainer
-
-    root = tmp_path_factory.mktemp("bench")
-    (root / "tiny.toml").write_text(CONFIG)
-    Trainer(load_config(root / "tiny.toml"), root / "run", progress=False).fit()
-    return root / "run"
 
 
 def value(rows, task, query, target, metric, key="value"):
@@ -102,7 +57,7 @@ def test_cli_bench_writes_json_md_and_plots_and_training_helps(run_dir, tmp_path
     md = (out / "bench.md").read_text()
     assert "| trained | random-init |" in md and "R@1" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert {"retrieval_r1.png", "accuracy.png"} <= set(pngs)
+    assert {"retrieval_r1.png", "accuracy.png", "similarity.png", "embedding_map.png"} <= set(pngs)
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 
