@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss, check_temperature
+from manyview.losses.tiled import check_engine, tiled_logsumexp, use_tiled
 
 
 class CLIPLoss(MultiViewLoss):
@@ -27,6 +28,13 @@ class CLIPLoss(MultiViewLoss):
         learnable: learn the logit scale.
         max_scale: upper clamp of the scale (open_clip: 100).
         normalize: L2-normalise the embeddings first.
+        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
+            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
+            ``"auto"`` (default: tiled above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+
+    The tiled form computes the row and the column LSEs in two passes (twice the matmuls
+    of the dense form's one logits matrix, whose transpose is free).
 
     Inputs: ``views`` (N, 2, D) or [image (N, D), text (N, D)]. Output: a 0-dim tensor.
 
@@ -45,9 +53,11 @@ class CLIPLoss(MultiViewLoss):
         learnable: bool = False,
         max_scale: float = 100.0,
         normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
         check_temperature(temperature)
+        self.engine = check_engine(engine, "clip")
         self.max_scale = float(max_scale)
         self.learnable = learnable
         self.logit_scale: nn.Parameter | float
@@ -76,7 +86,16 @@ class CLIPLoss(MultiViewLoss):
             scale = self.logit_scale.to(z.dtype).exp()
         else:
             scale = math.exp(self.logit_scale)
-        if offset == 0 and count == z.shape[0]:  # every instance is an anchor
+        n = z.shape[0]
+        whole = offset == 0 and count == n
+        if use_tiled(self.engine, n * n if whole else 2 * count * n):
+            u, v = z[:, 0], z[:, 1]
+            u_a, v_a = (u, v) if whole else (u[offset : offset + count], v[offset : offset + count])
+            positive = scale * (u_a * v_a).sum(dim=-1)  # (count,) the matching pairs' logits
+            rows = tiled_logsumexp(u_a, v, scale) - positive  # image anchors vs every text
+            cols = tiled_logsumexp(v_a, u, scale) - positive  # text anchors vs every image
+            return 0.5 * (rows.mean() + cols.mean())
+        if whole:  # every instance is an anchor
             logits = scale * (z[:, 0] @ z[:, 1].T)
             target = torch.arange(z.shape[0], device=z.device)
             return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

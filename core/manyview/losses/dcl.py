@@ -10,6 +10,7 @@ from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
 from manyview.losses.pvc import other_instance_lse
+from manyview.losses.tiled import check_engine, use_tiled
 
 
 def vmf_weights(z: Tensor, sigma: float) -> Tensor:
@@ -33,25 +34,33 @@ class DCL(MultiViewLoss):
     Args:
         temperature: τ (default 0.1, as lightly and the reference code).
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
+            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
+            ``"auto"`` (default: tiled above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
 
-    def __init__(self, temperature: float = 0.1, *, normalize: bool = True) -> None:
+    def __init__(
+        self, temperature: float = 0.1, *, normalize: bool = True, engine: str = "auto"
+    ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
+        self.engine = check_engine(engine, self.loss_name)
 
     def positive_weights(self, z: Tensor) -> Tensor | None:
         return None
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        m = z.shape[1]
+        n, m, _ = z.shape
         pos = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         weights = self.positive_weights(z)  # over the whole batch (DCLW's softmax over i)
         if weights is not None:
             pos = pos * anchors(weights, offset, count)
         pos_mean = (pos.sum(-1) - pos.diagonal(dim1=1, dim2=2)) / (m - 1)  # (count, M)
-        other = other_instance_lse(z, self.temperature, offset, count)  # (count, M)
+        tiled = use_tiled(self.engine, m * count * m * n)
+        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)  # (count, M)
         return (other - pos_mean).mean()
 
 
@@ -65,6 +74,7 @@ class DCLW(DCL):
         sigma: σ of the weighting (paper: 0.5).
         detach_weights: treat the weights as constants (lightly; default ``True``).
         normalize: L2-normalise the views first.
+        engine: ``"dense"``, ``"tiled"`` or ``"auto"`` (default), as for :class:`DCL`.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
@@ -76,8 +86,9 @@ class DCLW(DCL):
         sigma: float = 0.5,
         detach_weights: bool = True,
         normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
-        super().__init__(temperature, normalize=normalize)
+        super().__init__(temperature, normalize=normalize, engine=engine)
         self.sigma = check_temperature(sigma, "sigma")
         self.detach_weights = detach_weights
 

@@ -13,14 +13,37 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
+from manyview.losses.tiled import check_engine, tiled_logsumexp, use_tiled
 
 
 def within_view_lse(
-    z: Tensor, temperature: float, offset: int = 0, count: int | None = None
+    z: Tensor,
+    temperature: float,
+    offset: int = 0,
+    count: int | None = None,
+    *,
+    tiled: bool = False,
 ) -> Tensor:
     """``(N, M, D)`` -> ``(count, M)``: LSE_{j != i} s_ij^{mm}/τ, each view's own
-    uniformity, for the instances i in ``offset .. offset+count-1`` (default: all)."""
+    uniformity, for the instances i in ``offset .. offset+count-1`` (default: all).
+    ``tiled``: one :func:`~manyview.losses.tiled.tiled_logsumexp` per view instead of the
+    (M, count, N) logits."""
     n = z.shape[0]
+    if tiled:
+        count = n if count is None else count
+        local = torch.arange(offset, offset + count, device=z.device)
+        every = torch.arange(n, device=z.device)
+        per_view = [
+            tiled_logsumexp(
+                anchors(z[:, m], offset, count),
+                z[:, m],
+                1.0 / temperature,
+                row_ids=local,
+                col_ids=every,
+            )
+            for m in range(z.shape[1])
+        ]
+        return torch.stack(per_view, dim=1)
     per_view = z.transpose(0, 1)  # (M, N, D)
     if count is None or (offset == 0 and count == n):
         logits = per_view @ per_view.transpose(1, 2) / temperature  # (M, N, N)
@@ -46,13 +69,20 @@ class MVDHEL(MultiViewLoss):
     Args:
         temperature: τ (the paper's configs: 0.5 CIFAR/ImageNet-100, 0.1 ImageNet-1K).
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
+            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
+            ``"auto"`` (default: tiled above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
 
-    def __init__(self, temperature: float = 0.1, *, normalize: bool = True) -> None:
+    def __init__(
+        self, temperature: float = 0.1, *, normalize: bool = True, engine: str = "auto"
+    ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
+        self.engine = check_engine(engine, self.loss_name)
 
     def alignment_term(self, z: Tensor) -> Tensor:
         m = z.shape[1]
@@ -60,8 +90,14 @@ class MVDHEL(MultiViewLoss):
         upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=z.device), diagonal=1)
         return gram[:, upper].logsumexp(dim=1)  # (N,)
 
+    def _tiled_for(self, z: Tensor, count: int) -> bool:
+        """Whether this call tiles: the dense form builds (M, count, N) logits."""
+        n, m, _ = z.shape
+        return use_tiled(self.engine, m * count * n)
+
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        uniform = within_view_lse(z, self.temperature, offset, count).sum(dim=1)
+        tiled = self._tiled_for(z, count)
+        uniform = within_view_lse(z, self.temperature, offset, count, tiled=tiled).sum(dim=1)
         return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
 
 
@@ -74,6 +110,10 @@ class DHEL(MVDHEL):
         include_augs: keep the second view's uniformity term (official default ``True``);
             ``False`` keeps only the anchor view's.
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
+            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
+            ``"auto"`` (default: tiled above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
 
     Inputs: ``views`` (N, 2, D) or two tensors (N, D). Output: a 0-dim tensor.
     """
@@ -81,12 +121,22 @@ class DHEL(MVDHEL):
     max_views = 2
 
     def __init__(
-        self, temperature: float = 0.3, *, include_augs: bool = True, normalize: bool = True
+        self,
+        temperature: float = 0.3,
+        *,
+        include_augs: bool = True,
+        normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
-        super().__init__(temperature, normalize=normalize)
+        super().__init__(temperature, normalize=normalize, engine=engine)
         self.include_augs = include_augs
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
+        if self._tiled_for(z, count):
+            # only the views whose uniformity enters the loss
+            used = z if self.include_augs else z[:, :1]
+            uniform = within_view_lse(used, self.temperature, offset, count, tiled=True).sum(1)
+            return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
         uniform = within_view_lse(z, self.temperature, offset, count)
         uniform = uniform.sum(dim=1) if self.include_augs else uniform[:, 0]
         return (uniform - self.alignment_term(anchors(z, offset, count))).mean()

@@ -16,6 +16,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
+from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
 
 
 def self_masked_logits(
@@ -58,6 +59,10 @@ class InfoNCE(MultiViewLoss):
     Args:
         temperature: τ (SimCLR's run default 0.1).
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` builds the (MN x MN) logits; ``"tiled"`` computes the same value
+            and gradient with :func:`~manyview.losses.tiled.tiled_logsumexp` in
+            O(MN·D + tile²) memory; ``"auto"`` (default) tiles above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` logits.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
 
@@ -67,13 +72,19 @@ class InfoNCE(MultiViewLoss):
         value = loss(torch.randn(32, 2, 128))
     """
 
-    def __init__(self, temperature: float = 0.1, *, normalize: bool = True) -> None:
+    def __init__(
+        self, temperature: float = 0.1, *, normalize: bool = True, engine: str = "auto"
+    ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
+        self.engine = check_engine(engine, "infonce")
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        m = z.shape[1]
-        logits = self_masked_logits(z, self.temperature, offset, count)  # (M*count, MN)
-        lse = torch.logsumexp(logits, dim=1)
+        n, m, _ = z.shape
+        if use_tiled(self.engine, m * count * m * n):
+            lse = view_major_lse(z, 1.0 / self.temperature, offset=offset, count=count)
+        else:
+            logits = self_masked_logits(z, self.temperature, offset, count)  # (M*count, MN)
+            lse = torch.logsumexp(logits, dim=1)
         pos = positive_mean(anchors(z, offset, count), self.temperature)  # (count, M)
         return (lse.view(m, count).T - pos).mean()

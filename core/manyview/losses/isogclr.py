@@ -11,6 +11,12 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
+from manyview.losses.tiled import (
+    check_engine,
+    tiled_logsumexp,
+    tiled_softmax_moment,
+    use_tiled,
+)
 
 
 class ISogCLR(MultiViewLoss):
@@ -44,6 +50,11 @@ class ISogCLR(MultiViewLoss):
         eta: step size of τ (0.01).
         grad_clip: clip of the τ gradient (3, the official unimodal value).
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the MN x MN similarities), ``"tiled"`` or ``"auto"`` (default:
+            tiled above :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` entries). The
+            tiled form gives the same value, gradient and state update in O(MN·D + tile²)
+            memory: every statistic is a function of the per-row (τ_i-scaled) LSE over the
+            negatives and of the softmax mean similarity.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D) and ``index`` (N,) dataset indices,
     unique within the batch. Output: a 0-dim tensor.
@@ -69,8 +80,10 @@ class ISogCLR(MultiViewLoss):
         eta: float = 0.01,
         grad_clip: float = 3.0,
         normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
+        self.engine = check_engine(engine, "isogclr")
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(
                 f"isogclr: num_samples must be a positive int (the dataset size), got {num_samples!r}"
@@ -119,6 +132,8 @@ class ISogCLR(MultiViewLoss):
     def compute(self, z: Tensor, *, index: Tensor | None = None, **_: Any) -> Tensor:
         n, m, _ = z.shape
         index = self.check_index(index, n)
+        if use_tiled(self.engine, (m * n) ** 2):
+            return self._compute_tiled(z, index)
         flat = view_major(z)
         sim = flat @ flat.T  # (MN, MN)
         inst = torch.arange(n, device=z.device).repeat(m)
@@ -147,7 +162,12 @@ class ISogCLR(MultiViewLoss):
 
         surrogate = (weights * sim).masked_fill(~neg, 0).sum(dim=1) / num_neg - pos  # (MN,)
         loss = surrogate.view(m, n).sum(dim=0).mean()
+        self._update_state(index, log_u, grad_tau, m, n)
+        return loss
 
+    def _update_state(self, index: Tensor, log_u: Tensor, grad_tau: Tensor, m: int, n: int) -> None:
+        """The once-per-training-forward update of u, seen, the τ momentum and τ, from the
+        anchors' ``log_u`` (M·N,) and the instances' clipped τ gradient ``grad_tau`` (N,)."""
         if self.training:
             with torch.no_grad():
                 new_log_u = log_u.view(m, n).logsumexp(0) - math.log(m)  # mean of the views' u
@@ -160,6 +180,50 @@ class ISogCLR(MultiViewLoss):
                 self.tau[index] = (self.tau[index] - self.eta * mom).clamp(
                     self.tau_min, self.tau_max
                 )
+
+    def _compute_tiled(self, z: Tensor, index: Tensor) -> Tensor:
+        r""":meth:`compute` without the (MN x MN) matrices.
+
+        For anchor a with temperature τ_a, let lse_a = LSE_{j ∈ S_a^-} s_aj/τ_a (tiled, with
+        the instance ids as the exclusion rule and 1/τ_a as a per-row scale) and
+        μ_a = Σ_j softmax_aj s_aj (the softmax mean similarity, d lse_a / d(1/τ_a)). With
+        c_a = exp(lse_a - log u_a), the weights are p_aj = c_a softmax_aj, so
+
+        - Σ_j p_aj s_aj = c_a μ_a (the surrogate's value and G's last term),
+        - its gradient with p held constant is c_a τ_a ∇lse_a, which the loss gets from
+          ``c_a τ_a (lse_a - lse_a.detach())`` (value 0),
+        - log g_a = lse_a - log|S^-| and F_a = τ_a (lse_a - s̄_a+/τ_a - log|S^-|) + τ_a ρ.
+        """
+        n, m, _ = z.shape
+        flat = view_major(z)
+        inst = torch.arange(n, device=z.device).repeat(m)
+        num_neg = m * (n - 1)
+        tau = self.tau[index].to(z.dtype).repeat(m)  # (MN,), row a = (m, i)
+        gram = instance_gram(z)
+        pos = ((gram.sum(-1) - gram.diagonal(dim1=1, dim2=2)) / (m - 1)).T.reshape(-1)  # (MN,)
+        lse = tiled_logsumexp(flat, flat, 1.0 / tau, row_ids=inst, col_ids=inst)
+
+        with torch.no_grad():
+            lse_value = lse.detach()
+            log_g = lse_value - math.log(num_neg)  # (MN,)
+            old = self.log_u[index].to(z.dtype).repeat(m)
+            first = (~self.seen[index]).repeat(m)
+            keep = math.log1p(-self.gamma) if self.gamma < 1 else float("-inf")
+            moved = torch.logaddexp(old + keep, log_g + math.log(self.gamma))
+            log_u = torch.where(first, log_g, moved)  # per anchor row
+            coef = torch.exp(lse_value - log_u)  # Σ_j p_aj
+            mean_sim = tiled_softmax_moment(
+                flat.detach(), flat.detach(), 1.0 / tau, lse_value, row_ids=inst, col_ids=inst
+            )
+            weighted = coef * mean_sim  # Σ_j p_aj s_aj
+            grad_tau = log_u + self.rho - weighted / tau / num_neg
+            grad_tau = grad_tau.view(m, n).mean(0).clamp(-self.grad_clip, self.grad_clip)
+            objective = tau * (lse_value - pos.detach() / tau - math.log(num_neg)) + tau * self.rho
+            self.last_objective = objective.mean().detach()
+
+        surrogate = (weighted + coef * tau * (lse - lse_value)) / num_neg - pos  # (MN,)
+        loss = surrogate.view(m, n).sum(dim=0).mean()
+        self._update_state(index, log_u, grad_tau, m, n)
         return loss
 
     def example_inputs(

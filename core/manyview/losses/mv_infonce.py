@@ -16,6 +16,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
+from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
 
 
 class MVInfoNCE(MultiViewLoss):
@@ -33,6 +34,10 @@ class MVInfoNCE(MultiViewLoss):
             official code, default); ``False`` gives the paper's printed formula, whose
             denominator runs over cross-view pairs l != m only (positives included).
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
+            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
+            ``"auto"`` (default: tiled above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
 
     At M = 2 this is InfoNCE with the arithmetic mean of the two anchors' partition
     functions instead of the geometric one (so it is >= NT-Xent).
@@ -41,14 +46,29 @@ class MVInfoNCE(MultiViewLoss):
     """
 
     def __init__(
-        self, temperature: float = 0.1, *, intra_view_negatives: bool = True, normalize: bool = True
+        self,
+        temperature: float = 0.1,
+        *,
+        intra_view_negatives: bool = True,
+        normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
         self.intra_view_negatives = intra_view_negatives
+        self.engine = check_engine(engine, "mv_infonce")
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
+        gram = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
+        off = ~torch.eye(m, dtype=torch.bool, device=z.device)
+        num = gram[:, off].logsumexp(dim=1)  # (count,) over ordered pairs m != l
+        if use_tiled(self.engine, m * count * m * n):
+            exclude = "self" if self.intra_view_negatives else "view"
+            row_lse = view_major_lse(
+                z, 1.0 / self.temperature, offset=offset, count=count, exclude=exclude
+            )
+            return (row_lse.view(m, count).logsumexp(dim=0) - num).mean()
         flat = view_major(z)
         view_id = torch.arange(m, device=z.device).repeat_interleave(n)
         if offset == 0 and count == n:  # every instance is an anchor
@@ -66,7 +86,4 @@ class MVInfoNCE(MultiViewLoss):
                 drop = view_id[ids][:, None] == view_id[None, :]
         row_lse = logits.masked_fill(drop, float("-inf")).logsumexp(dim=1)  # (M*count,)
         den = row_lse.view(m, count).logsumexp(dim=0)  # (count,)
-        gram = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
-        off = ~torch.eye(m, dtype=torch.bool, device=z.device)
-        num = gram[:, off].logsumexp(dim=1)  # (count,) over ordered pairs m != l
         return (den - num).mean()

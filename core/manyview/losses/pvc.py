@@ -17,15 +17,26 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
+from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
 
 
 def other_instance_lse(
-    z: Tensor, temperature: float, offset: int = 0, count: int | None = None
+    z: Tensor,
+    temperature: float,
+    offset: int = 0,
+    count: int | None = None,
+    *,
+    tiled: bool = False,
 ) -> Tensor:
     """``(N, M, D)`` -> ``(count, M)``: for anchor (i, m), LSE over every view of every
     other instance, log sum_{j != i, l} exp(s_ij^{ml}/τ), for the instances i in
-    ``offset .. offset+count-1`` (default: all)."""
+    ``offset .. offset+count-1`` (default: all). ``tiled``: by
+    :func:`~manyview.losses.tiled.view_major_lse` instead of the (M·count, MN) logits."""
     n, m, _ = z.shape
+    if tiled:
+        count = n if count is None else count
+        lse = view_major_lse(z, 1.0 / temperature, offset=offset, count=count, exclude="instance")
+        return lse.view(m, count).T
     flat = view_major(z)
     inst = torch.arange(n, device=z.device).repeat(m)
     if count is None or (offset == 0 and count == n):
@@ -54,22 +65,33 @@ class PolyViewContrastive(MultiViewLoss):
         temperature: τ.
         method: ``"geometric"`` (default) or ``"arithmetic"``.
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
+            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
+            ``"auto"`` (default: tiled above
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
 
     def __init__(
-        self, temperature: float = 0.1, *, method: str = "geometric", normalize: bool = True
+        self,
+        temperature: float = 0.1,
+        *,
+        method: str = "geometric",
+        normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
+        self.engine = check_engine(engine, "pvc")
         if method not in ("geometric", "arithmetic"):
             raise ValueError(f"pvc: method must be 'geometric' or 'arithmetic', got {method!r}")
         self.temperature = check_temperature(temperature)
         self.method = method
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        m = z.shape[1]
-        other = other_instance_lse(z, self.temperature, offset, count)  # (count, M)
+        n, m, _ = z.shape
+        tiled = use_tiled(self.engine, m * count * m * n)
+        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)  # (count, M)
         pos = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         # ℓ = -g + log(e^g + e^o) = softplus(o - g)
         ell = F.softplus(other[:, :, None] - pos)  # (N, α, β)

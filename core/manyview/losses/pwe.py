@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss
+from manyview.losses.tiled import check_engine
 
 
 class PairwiseLoss(MultiViewLoss):
@@ -19,6 +20,9 @@ class PairwiseLoss(MultiViewLoss):
     Args:
         base: a registered loss name (default ``"infonce"``) or a loss module taking 2 views.
         normalize: L2-normalise the views first (the base then skips it).
+        engine: ``"auto"`` (default), ``"dense"`` or ``"tiled"``, passed to a base loss
+            built by name that has the option (each pair's 2N x 2N logits decide
+            ``"auto"``, see :mod:`manyview.losses.tiled`); a base module keeps its own.
         **base_kwargs: passed to the base loss, e.g. ``temperature=0.5``.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D); ``labels``/``index`` are passed on.
@@ -30,9 +34,15 @@ class PairwiseLoss(MultiViewLoss):
     """
 
     def __init__(
-        self, base: str | nn.Module = "infonce", *, normalize: bool = True, **base_kwargs: Any
+        self,
+        base: str | nn.Module = "infonce",
+        *,
+        normalize: bool = True,
+        engine: str = "auto",
+        **base_kwargs: Any,
     ) -> None:
         super().__init__(normalize=normalize)
+        self.engine = check_engine(engine, "pwe")
         if isinstance(base, str):
             import manyview
 
@@ -40,9 +50,15 @@ class PairwiseLoss(MultiViewLoss):
             params = inspect.signature(factory).parameters
             if "normalize" in params:
                 base_kwargs.setdefault("normalize", False)
+            if "engine" in params:
+                base_kwargs["engine"] = engine
+            elif engine != "auto":
+                raise ValueError(f"pwe: the base loss {base!r} has no engine option")
             base = manyview.create("loss", base, **base_kwargs)
         elif base_kwargs:
             raise ValueError("pwe: pass base_kwargs only with a base loss name")
+        elif engine != "auto":
+            raise ValueError("pwe: with a base loss module, set engine= on that module")
         self.base = base
         self.needs = tuple(getattr(base, "needs", ()))
         self.label_kind = getattr(base, "label_kind", "class")

@@ -9,7 +9,15 @@ import torch
 from torch import Tensor
 
 from manyview import distributed
-from manyview.losses.base import MultiViewLoss, anchor_rows, check_temperature, view_major
+from manyview.losses import tiled
+from manyview.losses.base import (
+    MultiViewLoss,
+    anchor_rows,
+    check_temperature,
+    instance_gram,
+    view_major,
+)
+from manyview.losses.tiled import check_engine, tiled_logsumexp, use_tiled
 
 
 class SupCon(MultiViewLoss):
@@ -33,6 +41,13 @@ class SupCon(MultiViewLoss):
             loss by τ/base_temperature as SupContrast does (its 0.07).
         anchors: ``"all"`` (default) or ``"one"``.
         normalize: L2-normalise the views first.
+        engine: ``"dense"`` (the MN x MN logits), ``"tiled"`` or ``"auto"`` (default: tiled
+            above :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits). The tiled
+            form gives the same value and gradient in O(MN·D + tile²) memory: the log
+            partition by :func:`~manyview.losses.tiled.tiled_logsumexp`, the positives'
+            sum as <z_a, per-class (or per-instance) sums of the embeddings>, and L_in's
+            positive LSE one tiled call per class. It does not support ``variant="in"``
+            with a ``mask`` (``"auto"`` then stays dense).
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D); ``labels`` (N,) integer classes, or
     ``mask`` (N, N) bool — ``mask[i, j]`` makes instance j a positive of i. Output: 0-dim.
@@ -57,8 +72,10 @@ class SupCon(MultiViewLoss):
         base_temperature: float | None = None,
         anchors: str = "all",
         normalize: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
+        self.engine = check_engine(engine, "supcon")
         if variant not in ("out", "in"):
             raise ValueError(f"supcon: variant must be 'out' or 'in', got {variant!r}")
         if anchors not in ("all", "one"):
@@ -106,6 +123,14 @@ class SupCon(MultiViewLoss):
         **_: Any,
     ) -> Tensor:
         n, m, _ = z.shape
+        if use_tiled(self.engine, m * count * m * n):
+            if self.variant == "out" or mask is None:
+                return self._compute_tiled(z, offset, count, labels, mask)
+            if self.engine == "tiled":
+                raise ValueError(
+                    "supcon: engine='tiled' does not support variant='in' with mask=; pass "
+                    "labels= or use engine='dense'"
+                )
         flat = view_major(z)
         if offset == 0 and count == n:  # every instance is an anchor
             logits = flat @ flat.T / self.temperature
@@ -132,3 +157,114 @@ class SupCon(MultiViewLoss):
         if self.base_temperature is not None:
             loss = loss * (self.temperature / self.base_temperature)
         return loss
+
+    def _compute_tiled(
+        self,
+        z: Tensor,
+        offset: int,
+        count: int,
+        labels: Tensor | None,
+        mask: Tensor | None,
+    ) -> Tensor:
+        """:meth:`compute_local` without any (rows x MN) matrix (see ``engine``)."""
+        n, m, d = z.shape
+        dev = z.device
+        scale = 1.0 / self.temperature
+        if mask is not None or (labels is None and m < 2):
+            mask = self.instance_mask(n, m, labels, mask, dev)  # the checks (no new N x N)
+        flat = view_major(z)
+        local = torch.arange(offset, offset + count, device=dev)
+        views = 1 if self.anchors == "one" else m  # the anchor views that count
+        if views == 1:
+            rows = z[offset : offset + count, 0]
+        elif offset == 0 and count == n:
+            rows = flat
+        else:
+            rows = view_major(z[offset : offset + count])
+        row_ids = (torch.arange(views, device=dev)[:, None] * n + local).reshape(-1)
+        col_ids = torch.arange(m * n, device=dev)
+        lse = tiled_logsumexp(rows, flat, scale, row_ids=row_ids, col_ids=col_ids)
+        lse = lse.view(views, count)  # log partition over A(a)
+
+        # Σ_{p ∈ P(a)} s_ap = <z_a, Σ_{positive instances j} Σ_l z_j^l> - [a ∈ its own set] s_aa
+        totals = z.sum(dim=1)  # (N, D)
+        if mask is not None:
+            own = mask[offset : offset + count]  # (count, N)
+            step = tiled.TILE_ROWS  # rows of the (count, N) mask per matmul
+            pos_total = torch.cat(
+                [own[c : c + step].to(z.dtype) @ totals for c in range(0, count, step)]
+            )
+            pos_count = own.sum(dim=1)
+            self_pos = own[torch.arange(count, device=dev), local]
+        elif labels is not None:
+            classes, inverse = labels.unique(return_inverse=True)
+            class_total = totals.new_zeros(classes.shape[0], d).index_add(0, inverse, totals)
+            pos_total = class_total[inverse[local]]
+            pos_count = torch.bincount(inverse, minlength=classes.shape[0])[inverse[local]]
+            self_pos = torch.ones(count, dtype=torch.bool, device=dev)
+        else:
+            pos_total = totals[local]
+            pos_count = torch.ones(count, dtype=torch.long, device=dev)
+            self_pos = torch.ones(count, dtype=torch.bool, device=dev)
+        anchor = rows.view(views, count, d)
+        self_sim = (anchor * anchor).sum(dim=-1)  # (views, count)
+        pos_sum = ((anchor * pos_total).sum(dim=-1) - self_pos.to(z.dtype) * self_sim) * scale
+        num_pos = (m * pos_count - self_pos.long()).expand(views, count)
+
+        if self.variant == "out":
+            per_anchor = lse - pos_sum / num_pos.clamp(min=1)
+        else:
+            pos_lse = self._positive_lse(z, rows, row_ids, offset, count, views, labels)
+            per_anchor = lse - pos_lse + num_pos.clamp(min=1).to(z.dtype).log()
+        per_anchor = torch.where(num_pos > 0, per_anchor, 0)
+        loss = per_anchor.mean()
+        if self.base_temperature is not None:
+            loss = loss * (self.temperature / self.base_temperature)
+        return loss
+
+    def _positive_lse(
+        self,
+        z: Tensor,
+        rows: Tensor,
+        row_ids: Tensor,
+        offset: int,
+        count: int,
+        views: int,
+        labels: Tensor | None,
+    ) -> Tensor:
+        """``(views, count)``: LSE over P(a) of s_ap/τ for L_in, without a (rows x MN)
+        matrix: from the instance Grams (SimCLR positives) or one tiled LSE per class."""
+        m = z.shape[1]
+        scale = 1.0 / self.temperature
+        if labels is None:  # P(a) = the anchor's other views
+            gram = instance_gram(z[offset : offset + count]) * scale  # (count, M, M)
+            eye = torch.eye(m, dtype=torch.bool, device=z.device)
+            return gram.masked_fill(eye, float("-inf")).logsumexp(dim=-1).T[:views]
+        # Rows and columns sorted by label: each class is one contiguous block of both.
+        row_label = labels[offset : offset + count].repeat(views)
+        col_label = labels.repeat(m)
+        row_order = torch.argsort(row_label, stable=True)
+        col_order = torch.argsort(col_label, stable=True)
+        row_keys, row_sizes = torch.unique_consecutive(row_label[row_order], return_counts=True)
+        col_keys, col_sizes = torch.unique_consecutive(col_label[col_order], return_counts=True)
+        col_starts = torch.cumsum(col_sizes, 0) - col_sizes
+        where = torch.searchsorted(col_keys, row_keys)  # every anchor's class has columns
+        flat = view_major(z)
+        values = []
+        r0 = 0
+        for size, c0, c_size in zip(
+            row_sizes.tolist(),
+            col_starts[where].tolist(),
+            col_sizes[where].tolist(),
+            strict=True,
+        ):
+            r_idx = row_order[r0 : r0 + size]
+            c_idx = col_order[c0 : c0 + c_size]
+            values.append(
+                tiled_logsumexp(
+                    rows[r_idx], flat[c_idx], scale, row_ids=row_ids[r_idx], col_ids=c_idx
+                )
+            )
+            r0 += size
+        sorted_lse = torch.cat(values)
+        return sorted_lse[torch.argsort(row_order)].view(views, count)

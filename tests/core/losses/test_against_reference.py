@@ -6,6 +6,9 @@ un-normalised (checking the ``normalize=True`` default), already normalised, as 
 so it then sees the raw inner products too). Values must agree to rtol 1e-9 / atol 1e-10.
 Gradients are checked against central finite differences of the reference.
 
+Every loss with an ``engine`` option is checked twice: as constructed by default (dense at
+these sizes) and with ``engine="tiled"`` (``manyview.losses.tiled``) at tiny, ragged tiles.
+
 The identities of ``losses.md`` (§3.1, §3.2, §6) are checked on the library's values.
 """
 
@@ -21,6 +24,7 @@ import pytest
 import torch
 
 import manyview
+from manyview.losses import tiled
 
 from . import reference as R
 from ._helpers import assert_loss_close, assert_scalar_close, raw_views, unit
@@ -92,6 +96,17 @@ SPECS: list[Spec] = [
 ]
 
 
+@pytest.fixture(params=["default", "tiled"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The create() keywords of the engine under test; ``"tiled"`` at 4 x 7 tiles, so
+    that every batch here spans several, ragged tiles."""
+    if request.param == "default":
+        return {}
+    monkeypatch.setattr(tiled, "TILE_ROWS", 4)
+    monkeypatch.setattr(tiled, "TILE_COLS", 7)
+    return {"engine": request.param}
+
+
 def _spec_cases() -> list[Any]:
     params = []
     for spec in SPECS:
@@ -116,30 +131,32 @@ def _one_case_per_spec(m_views: int) -> list[Any]:
 
 
 @pytest.mark.parametrize(("spec", "case"), _spec_cases())
-def test_loss_matches_reference(spec: Spec, case: tuple[int, int, int, float]) -> None:
+def test_loss_matches_reference(
+    spec: Spec, case: tuple[int, int, int, float], engine: dict[str, str]
+) -> None:
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case))
     z = unit(raw)
     expected = spec.reference(z, tau)
-    loss = spec.create(tau)
+    loss = spec.create(tau, **engine)
     assert_loss_close(loss(raw), expected)  # normalize=True is the default
     assert_loss_close(loss(z), expected)
 
 
 @pytest.mark.parametrize(("spec", "m"), _one_case_per_spec(3))
-def test_loss_accepts_list_of_views(spec: Spec, m: int) -> None:
+def test_loss_accepts_list_of_views(spec: Spec, m: int, engine: dict[str, str]) -> None:
     tau = 0.1
     raw = raw_views(5, m, 6, seed=11)
-    loss = spec.create(tau)
+    loss = spec.create(tau, **engine)
     assert_loss_close(loss(list(raw.unbind(dim=1))), spec.reference(unit(raw), tau))
 
 
 @pytest.mark.parametrize(("spec", "m"), _one_case_per_spec(3))
-def test_loss_without_normalisation(spec: Spec, m: int) -> None:
+def test_loss_without_normalisation(spec: Spec, m: int, engine: dict[str, str]) -> None:
     # Norms in [0.5, 1.5]: the loss must use the raw inner products.
     tau = 0.1
     raw = raw_views(6, m, 5, seed=12, spread=1.0)
-    loss = spec.create(tau, normalize=False)
+    loss = spec.create(tau, normalize=False, **engine)
     assert_loss_close(loss(raw), spec.reference(raw, tau))
 
 
@@ -162,7 +179,9 @@ def _finite_difference(
 
 
 @pytest.mark.parametrize(("spec", "m"), _one_case_per_spec(3))
-def test_loss_gradient_matches_finite_differences(spec: Spec, m: int) -> None:
+def test_loss_gradient_matches_finite_differences(
+    spec: Spec, m: int, engine: dict[str, str]
+) -> None:
     tau = 0.5
     raw = raw_views(3, m, 4, seed=13)
     reference = spec.reference
@@ -171,7 +190,7 @@ def test_loss_gradient_matches_finite_differences(spec: Spec, m: int) -> None:
         # default), so the finite differences freeze them at the evaluation point.
         reference = partial(reference, weight_z=unit(raw))
     x = raw.clone().requires_grad_(True)
-    spec.create(tau)(x).backward()
+    spec.create(tau, **engine)(x).backward()
     expected = _finite_difference(lambda y: reference(unit(y), tau), raw, h=1e-5)
     assert x.grad is not None
     assert torch.allclose(x.grad, expected, rtol=1e-6, atol=1e-8), (x.grad - expected).abs().max()
@@ -184,18 +203,22 @@ def test_loss_gradient_matches_finite_differences(spec: Spec, m: int) -> None:
 
 @pytest.mark.parametrize("variant", ["out", "in"])
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_supcon_labels(case: tuple[int, int, int, float], variant: str) -> None:
+def test_supcon_labels(
+    case: tuple[int, int, int, float], variant: str, engine: dict[str, str]
+) -> None:
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case, 1))
     labels = torch.randint(0, 3, (n,), generator=torch.Generator().manual_seed(_seed(case)))
-    loss = manyview.create("loss", "supcon", temperature=tau, variant=variant)
+    loss = manyview.create("loss", "supcon", temperature=tau, variant=variant, **engine)
     expected = R.supcon(unit(raw), tau, labels=labels, variant=variant)
     assert_loss_close(loss(raw, labels=labels), expected)
 
 
 @pytest.mark.parametrize("variant", ["out", "in"])
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_supcon_mask(case: tuple[int, int, int, float], variant: str) -> None:
+def test_supcon_mask(
+    case: tuple[int, int, int, float], variant: str, engine: dict[str, str]
+) -> None:
     # An arbitrary, asymmetric N×N mask, tiled over views; instance 0 has no positive at all,
     # so its M anchors contribute 0 but still count in the mean.
     n, m, d, tau = case
@@ -204,20 +227,24 @@ def test_supcon_mask(case: tuple[int, int, int, float], variant: str) -> None:
     mask = torch.rand(n, n, generator=gen) < 0.4
     mask[0] = False
     loss = manyview.create(
-        "loss", "supcon", temperature=tau, variant=variant, base_temperature=0.07
+        "loss", "supcon", temperature=tau, variant=variant, base_temperature=0.07, **engine
     )
+    if engine and variant == "in":  # L_in with a mask has no tiled form
+        with pytest.raises(ValueError, match="engine='dense'"):
+            loss(raw, mask=mask)
+        return
     expected = R.supcon(unit(raw), tau, mask=mask, variant=variant, base_temperature=0.07)
     assert_loss_close(loss(raw, mask=mask), expected)
 
 
 @pytest.mark.parametrize("variant", ["out", "in"])
-def test_supcon_single_view_with_zero_positive_anchor(variant: str) -> None:
+def test_supcon_single_view_with_zero_positive_anchor(variant: str, engine: dict[str, str]) -> None:
     # M = 1 (plain supervised contrastive learning); label 3 is a singleton, so that anchor
     # has no positive.
     tau = 0.1
     raw = raw_views(7, 1, 5, seed=14)
     labels = torch.tensor([0, 1, 0, 2, 1, 2, 3])
-    loss = manyview.create("loss", "supcon", temperature=tau, variant=variant)
+    loss = manyview.create("loss", "supcon", temperature=tau, variant=variant, **engine)
     expected = R.supcon(unit(raw), tau, labels=labels, variant=variant)
     assert_loss_close(loss(raw, labels=labels), expected)
 
@@ -237,17 +264,17 @@ def _effective(module: torch.nn.Module, attribute: str) -> float:
 
 
 @pytest.mark.parametrize("case", TWO_VIEW_CASES, ids=_case_id)
-def test_clip_matches_reference(case: tuple[int, int, int, float]) -> None:
+def test_clip_matches_reference(case: tuple[int, int, int, float], engine: dict[str, str]) -> None:
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case, 4))
     z = unit(raw)
-    loss = manyview.create("loss", "clip", temperature=tau)
+    loss = manyview.create("loss", "clip", temperature=tau, **engine)
     assert_loss_close(loss(raw), R.clip(z, 1.0 / tau))
     assert_loss_close(loss(list(raw.unbind(dim=1))), R.clip(z, 1.0 / tau))
     raw_small = raw_views(n, m, d, _seed(case, 5), spread=1.0)
-    unnormalised = manyview.create("loss", "clip", temperature=tau, normalize=False)
+    unnormalised = manyview.create("loss", "clip", temperature=tau, normalize=False, **engine)
     assert_loss_close(unnormalised(raw_small), R.clip(raw_small, 1.0 / tau))
-    learnable = manyview.create("loss", "clip", temperature=tau, learnable=True)
+    learnable = manyview.create("loss", "clip", temperature=tau, learnable=True, **engine)
     scale = math.exp(_effective(learnable, "logit_scale"))
     assert_loss_close(learnable(raw), R.clip(z, scale))
     assert_loss_close(learnable(raw), R.clip(z, 1.0 / tau), rtol=FLOAT32_RTOL, atol=0.0)

@@ -10,6 +10,9 @@ rtol 1e-9; with its default float32 buffers, to rtol 1e-5.
 The loss is a surrogate whose value is not F; its gradient is checked (with γ = 1, so that
 u = g on the batch) against autograd of the F-term Σ_m mean_i τ_i·log((1/|S⁻|) Σ_z
 exp(h/τ_i)), written here in torch with explicit loops, at fixed τ.
+
+The reference comparisons run for both engines: the dense (MN x MN) form and
+``engine="tiled"`` (``manyview.losses.tiled``) at tiny, ragged tiles.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 import torch
 
 import manyview
+from manyview.losses import tiled
 
 from . import reference as R
 from ._helpers import assert_loss_close, assert_scalar_close, raw_views, unit
@@ -63,6 +67,15 @@ CONFIGS: dict[str, dict[str, float]] = {
         "grad_clip": 3.0,
     },
 }
+
+
+@pytest.fixture(params=["dense", "tiled"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The engine under test; ``"tiled"`` at 4 x 7 tiles (several ragged tiles per batch)."""
+    if request.param == "tiled":
+        monkeypatch.setattr(tiled, "TILE_ROWS", 4)
+        monkeypatch.setattr(tiled, "TILE_COLS", 7)
+    return request.param
 
 
 def _module(config: dict[str, float], **kwargs: Any) -> torch.nn.Module:
@@ -115,8 +128,8 @@ def _assert_state(
 
 @pytest.mark.parametrize("m", [2, 3])
 @pytest.mark.parametrize("config", list(CONFIGS), ids=str)
-def test_isogclr_steps_match_reference_float64(config: str, m: int) -> None:
-    module = _double(_module(CONFIGS[config])).train()
+def test_isogclr_steps_match_reference_float64(config: str, m: int, engine: str) -> None:
+    module = _double(_module(CONFIGS[config], engine=engine)).train()
     state = _initial_state()
     for step in range(len(STEPS)):
         views, index = _batch(step, m)
@@ -132,10 +145,10 @@ def test_isogclr_steps_match_reference_float64(config: str, m: int) -> None:
 
 
 @pytest.mark.parametrize("m", [2, 4])
-def test_isogclr_steps_match_reference_float32_buffers(m: int) -> None:
+def test_isogclr_steps_match_reference_float32_buffers(m: int, engine: str) -> None:
     """Default float32 buffers, float64 views: agreement to rtol 1e-5."""
     config = CONFIGS["default"]
-    module = _module(config).train()
+    module = _module(config, engine=engine).train()
     state = _initial_state()
     for step in range(len(STEPS)):
         views, index = _batch(step, m)
@@ -146,9 +159,9 @@ def test_isogclr_steps_match_reference_float32_buffers(m: int) -> None:
         _assert_state(module, state, rtol=1e-5, atol=1e-7)
 
 
-def test_isogclr_without_normalisation_matches_reference() -> None:
+def test_isogclr_without_normalisation_matches_reference(engine: str) -> None:
     config = CONFIGS["default"]
-    module = _double(_module(config, normalize=False))
+    module = _double(_module(config, normalize=False, engine=engine))
     state = _initial_state()
     for step in range(2):
         views, index = _batch(step, 3)
@@ -191,9 +204,9 @@ def _f_term(z: torch.Tensor, taus: list[float], rho: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("m", [2, 3])
-def test_isogclr_gradient_is_gradient_of_objective(m: int) -> None:
+def test_isogclr_gradient_is_gradient_of_objective(m: int, engine: str) -> None:
     config = dict(CONFIGS["default"], gamma=1.0)
-    module = _double(_module(config, normalize=False)).train()
+    module = _double(_module(config, normalize=False, engine=engine)).train()
     with torch.no_grad():
         module.tau.copy_(torch.linspace(0.07, 0.5, NUM_SAMPLES, dtype=torch.float64))
     # a first step, so that the checked step has samples seen before (u = g still, γ = 1)
@@ -212,9 +225,9 @@ def test_isogclr_gradient_is_gradient_of_objective(m: int) -> None:
         assert_scalar_close(module.last_objective, _f_term(unit(views), taus, config["rho"]) / m)
 
 
-def test_isogclr_gradient_through_normalisation() -> None:
+def test_isogclr_gradient_through_normalisation(engine: str) -> None:
     config = dict(CONFIGS["default"], gamma=1.0)
-    module = _double(_module(config)).eval()
+    module = _double(_module(config, engine=engine)).eval()
     views, index = _batch(2, 3)
     x = views.clone().requires_grad_(True)
     module(x, index=index).backward()
@@ -233,9 +246,9 @@ def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: buffer.clone() for name, buffer in module.named_buffers()}
 
 
-def test_isogclr_eval_mode_keeps_state() -> None:
+def test_isogclr_eval_mode_keeps_state(engine: str) -> None:
     config = CONFIGS["default"]
-    module = _double(_module(config)).train()
+    module = _double(_module(config, engine=engine)).train()
     state = _initial_state()
     views, index = _batch(0, 3)
     module(views, index=index)
