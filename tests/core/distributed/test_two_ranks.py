@@ -45,6 +45,14 @@ CASES = [
     ("dcl", {}, 3, None),
     ("dclw", {"detach_weights": False}, 2, None),
     ("pvc", {"method": "arithmetic"}, 3, None),
+    # the tiled engine: local anchors against gathered candidates, masks from global ids
+    ("infonce", {"engine": "tiled"}, 3, None),
+    ("mv_infonce", {"engine": "tiled", "intra_view_negatives": False}, 3, None),
+    ("supcon", {"engine": "tiled"}, 2, {"labels": LABELS}),
+    ("clip", {"engine": "tiled", "learnable": True}, 2, None),
+    ("mv_dhel", {"engine": "tiled"}, 3, None),
+    ("dcl", {"engine": "tiled"}, 3, None),
+    ("isogclr", {"engine": "tiled"}, 3, None),
     # fallback to the full global loss on every rank
     ("isogclr", {}, 3, None),  # per-sample state: the same update on every rank
     ("supremix", {}, 2, None),  # random mixtures: every rank uses rank 0's draw
@@ -53,7 +61,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs", "m", "inputs"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+    ("name", "kwargs", "m", "inputs"),
+    CASES,
+    ids=[f"{c[0]}{'-tiled' * (c[1].get('engine') == 'tiled')}-{i}" for i, c in enumerate(CASES)],
 )
 def test_loss_gradients_equal_one_process(name, kwargs, m, inputs):
     check_distributed_equivalence(
