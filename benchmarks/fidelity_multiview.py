@@ -145,8 +145,9 @@ def one_run(
     return results
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    """Markdown: mean ± standard deviation over seeds, per setting, loss and budget."""
+def table(results: list[dict[str, Any]], seconds: bool = True) -> str:
+    """Markdown: mean ± standard deviation over seeds, per setting, loss and budget (with
+    the mean wall-clock seconds of training when ``seconds``)."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["setting"], r["loss"], r["steps"]), []).append(r)
@@ -159,9 +160,10 @@ def table(results: list[dict[str, Any]]) -> str:
         return f"{statistics.fmean(vals):.{digits}f} ± {sd:.{digits}f}"
 
     lines = [
-        "| setting | M | loss | steps | train s | linear probe | kNN@10 | class R@1 (x-modal) "
-        "| effective rank |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| setting | M | loss | steps | "
+        + ("train s | " if seconds else "")
+        + "linear probe | kNN@10 | class R@1 (x-modal) | effective rank |",
+        "|---|---:|---|---:|" + ("---:|" if seconds else "") + "---:|---:|---:|---:|",
     ]
     order = {name: i for i, name in enumerate(LOSSES)}
     for setting, loss, steps in sorted(
@@ -170,8 +172,9 @@ def table(results: list[dict[str, Any]]) -> str:
         rs = groups[(setting, loss, steps)]
         secs = statistics.fmean(r["train_seconds"] for r in rs)
         lines.append(
-            f"| {setting} | {views_of(setting)} | {loss} | {steps} | {secs:.0f} | "
-            f"{cell(rs, 'probe')} | {cell(rs, 'knn')} | {cell(rs, 'r1')} | "
+            f"| {setting} | {views_of(setting)} | {loss} | {steps} | "
+            + (f"{secs:.0f} | " if seconds else "")
+            + f"{cell(rs, 'probe')} | {cell(rs, 'knn')} | {cell(rs, 'r1')} | "
             f"{cell(rs, 'erank', 1)} |"
         )
     bases = {}
@@ -201,9 +204,12 @@ def main() -> None:
     parser.add_argument(
         "--table-from", help="print the table of a JSON file written by --json and exit"
     )
+    parser.add_argument(
+        "--no-seconds", action="store_true", help="leave the wall-clock column out of the table"
+    )
     args = parser.parse_args()
     if args.table_from:
-        print(table(json.loads(Path(args.table_from).read_text())))
+        print(table(json.loads(Path(args.table_from).read_text()), not args.no_seconds))
         return
     results: list[dict[str, Any]] = []
     start = time.perf_counter()
@@ -221,7 +227,7 @@ def main() -> None:
         f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, seeds {args.seeds}, "
         f"total {time.perf_counter() - start:.0f} s\n"
     )
-    print(table(results))
+    print(table(results, not args.no_seconds))
 
 
 if __name__ == "__main__":
