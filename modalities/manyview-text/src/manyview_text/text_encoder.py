@@ -10,6 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from manyview.attention import (
+    MultiheadSelfAttention,
+    check_backend,
+    use_attention_backend,
+    xformers_unavailable_reason,
+)
 from manyview_text._texts import example_sentences
 from manyview_text.models import build_clip
 from manyview_text.tokenizer import Tokenizer
@@ -49,7 +55,7 @@ class TransformerDropout(nn.Module):
                 block.ls_2.register_forward_hook(self._after)
             if self.attn_p:
                 attn = block.attn
-                if isinstance(attn, nn.MultiheadAttention):
+                if isinstance(attn, (nn.MultiheadAttention, MultiheadSelfAttention)):
                     attn.dropout = self.attn_p
                 else:  # open_clip's own Attention (custom blocks)
                     attn.attn_drop.p = self.attn_p
@@ -86,6 +92,14 @@ class OpenCLIPText(nn.Module):
     of the same sentences in training mode differ — SimCSE's augmentation (the ``simcse``
     view); in eval mode they agree.
 
+    Attention: ``attention="sdpa"`` (default) keeps open_clip's ``nn.MultiheadAttention``,
+    which runs torch's ``scaled_dot_product_attention``. ``attention="xformers"`` runs the
+    tower's self-attention on xformers' memory-efficient attention (CUDA only, where xformers
+    loads its CUDA extensions; see :mod:`manyview.attention`): each block's
+    ``nn.MultiheadAttention`` is swapped for :class:`manyview.attention.MultiheadSelfAttention`
+    with the same parameters, so checkpoints and ``state_dict`` keys do not change. Towers of
+    open_clip's custom blocks (``qk_norm``, ``scaled_cosine_attn``, ...) are refused.
+
     Args:
         model (`str` or `dict`, defaults to ``"tiny"``): the CLIP config, see
             :func:`manyview_text.models.model_config`.
@@ -98,6 +112,8 @@ class OpenCLIPText(nn.Module):
         dropout (`float`, defaults to 0.0): hidden dropout (SimCSE: 0.1).
         attn_dropout (`float`, defaults to 0.0): attention-probability dropout.
         normalize (`bool`, defaults to `False`): L2-normalise the output.
+        attention (`str`, defaults to ``"sdpa"``): the attention backend, ``"sdpa"`` or
+            ``"xformers"`` (a ``ValueError`` says why when xformers cannot run here).
         text_cfg (`dict`, *optional*): any other ``open_clip.CLIPTextCfg`` overrides.
 
     Inputs: a list (or tuple) of N strings, or token ids ``(N, L)`` int64 with
@@ -125,8 +141,10 @@ class OpenCLIPText(nn.Module):
         attn_dropout: float = 0.0,
         normalize: bool = False,
         text_cfg: Mapping[str, Any] | None = None,
+        attention: str = "sdpa",
     ) -> None:
         super().__init__()
+        check_backend(attention, "open_clip_text: attention")
         overrides = dict(text_cfg or {})
         for key, value in (
             ("context_length", context_length),
@@ -137,7 +155,7 @@ class OpenCLIPText(nn.Module):
             if value is not None:
                 overrides[key] = value
         clip = build_clip(model, checkpoint=checkpoint, embed_dim=embed_dim, text_cfg=overrides)
-        self._setup(clip.text, clip.manyview_config, dropout, attn_dropout, normalize)
+        self._setup(clip.text, clip.manyview_config, dropout, attn_dropout, normalize, attention)
 
     @classmethod
     def from_clip(
@@ -147,10 +165,13 @@ class OpenCLIPText(nn.Module):
         dropout: float = 0.0,
         attn_dropout: float = 0.0,
         normalize: bool = False,
+        attention: str = "sdpa",
     ) -> OpenCLIPText:
         """The text encoder of an existing ``open_clip.CustomTextCLIP`` (its ``text`` tower,
-        shared, not copied: training the encoder trains ``clip``). See
+        shared, not copied: training the encoder trains ``clip``; ``attention="xformers"``
+        swaps the attention modules of ``clip.text`` itself). See
         :func:`manyview_text.open_clip_pair`."""
+        check_backend(attention, "open_clip_text: attention")
         tower = getattr(clip, "text", None)
         if tower is None or not hasattr(tower, "token_embedding"):
             raise ValueError(
@@ -161,7 +182,7 @@ class OpenCLIPText(nn.Module):
         self = cls.__new__(cls)
         nn.Module.__init__(self)
         cfg = getattr(clip, "manyview_config", {"text_cfg": {}})
-        self._setup(tower, cfg, dropout, attn_dropout, normalize)
+        self._setup(tower, cfg, dropout, attn_dropout, normalize, attention)
         return self
 
     def _setup(
@@ -171,10 +192,16 @@ class OpenCLIPText(nn.Module):
         dropout: float,
         attn_dropout: float,
         normalize: bool,
+        attention: str = "sdpa",
     ) -> None:
+        if attention != "sdpa":
+            _check_blocks(tower.transformer, attention)
         self.tower = tower
         self.dropout = TransformerDropout(dropout, attn_dropout)
         self.dropout.install(tower.transformer)
+        if attention != "sdpa":
+            use_attention_backend(tower.transformer, attention)
+        self.attention = attention
         clean = dict(cfg["text_cfg"].get("tokenizer_kwargs") or {}).get("clean", "lower")
         self.tokenizer = Tokenizer(tower.context_length, clean=clean, who="open_clip_text")
         if tower.vocab_size != self.tokenizer.vocab_size:
@@ -222,5 +249,28 @@ class OpenCLIPText(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"context_length={self.context_length}, output_dim={self.output_dim}, "
-            f"normalize={self.normalize}"
+            f"normalize={self.normalize}, attention={self.attention!r}"
+        )
+
+
+def _check_blocks(transformer: nn.Module, attention: str) -> None:
+    """A ``ValueError`` unless ``attention`` can run every block of an open_clip
+    ``Transformer``: xformers must be usable here, and the blocks must be open_clip's default
+    ``ResidualAttentionBlock`` (``nn.MultiheadAttention``)."""
+    if attention == "xformers":
+        reason = xformers_unavailable_reason()
+        if reason is not None:
+            raise ValueError(
+                f"open_clip_text: attention='xformers' is unavailable: {reason}. "
+                "Use attention='sdpa' (torch's scaled_dot_product_attention, the default)."
+            )
+    blocks = list(getattr(transformer, "resblocks", []))
+    kinds = (nn.MultiheadAttention, MultiheadSelfAttention)
+    custom = [b for b in blocks if not isinstance(getattr(b, "attn", None), kinds)]
+    if not blocks or custom:
+        raise ValueError(
+            f"open_clip_text: attention={attention!r} needs open_clip's default transformer "
+            "blocks (nn.MultiheadAttention); this tower has "
+            f"{type(custom[0]).__name__ if custom else 'no blocks'} (open_clip's own Attention "
+            "for qk_norm, scaled_cosine_attn, scale_heads, ...). Use attention='sdpa'."
         )

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from manyview.attention import check_backend, use_attention_backend, xformers_unavailable_reason
 from manyview_speech.features import LogMel, check_waveforms
 from manyview_speech.views import example_waveforms
 
@@ -31,6 +32,14 @@ class LogMelEncoder(nn.Module):
     concatenated, go through a linear layer to ``output_dim``. Any length of input works
     (inputs shorter than ``2^(B-1)`` frames are padded).
 
+    **Attention.** The transformer layers' attention runs on torch's
+    ``scaled_dot_product_attention`` (``attention="sdpa"``, the default: torch's own
+    ``nn.TransformerEncoder``, unchanged). ``attention="xformers"`` runs it on xformers'
+    memory-efficient attention instead (CUDA only, where xformers loads its CUDA extensions;
+    see :mod:`manyview.attention`): the layers' ``nn.MultiheadAttention`` modules are swapped
+    for :class:`manyview.attention.MultiheadSelfAttention` with the same parameters, so the
+    ``state_dict`` keys and checkpoints are the same with either backend.
+
     Args:
         output_dim: feature size (``output_dim`` attribute).
         sample_rate: the waveforms' rate in Hz.
@@ -43,6 +52,9 @@ class LogMelEncoder(nn.Module):
         heads: attention heads of the transformer layers.
         dropout: dropout before the output layer (and in the transformer).
         example_seconds: the length of :meth:`example_inputs`.
+        attention: the transformer's attention backend, ``"sdpa"`` or ``"xformers"`` (needs
+            ``transformer_layers`` > 0, xformers with its CUDA extensions and a CUDA device;
+            otherwise a ``ValueError`` says why and to use ``"sdpa"``).
     """
 
     def __init__(
@@ -58,8 +70,22 @@ class LogMelEncoder(nn.Module):
         heads: int = 4,
         dropout: float = 0.0,
         example_seconds: float = 1.0,
+        attention: str = "sdpa",
     ) -> None:
         super().__init__()
+        check_backend(attention, f"{self._name}: attention")
+        if attention == "xformers":
+            if not transformer_layers:
+                raise ValueError(
+                    f"{self._name}: attention='xformers' needs transformer layers "
+                    "(transformer_layers > 0); a pure CNN has no attention"
+                )
+            reason = xformers_unavailable_reason()
+            if reason is not None:
+                raise ValueError(
+                    f"{self._name}: attention='xformers' is unavailable: {reason}. "
+                    "Use attention='sdpa' (torch's scaled_dot_product_attention, the default)."
+                )
         channels = tuple(int(c) for c in channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(
@@ -106,6 +132,9 @@ class LogMelEncoder(nn.Module):
             self.transformer = nn.TransformerEncoder(
                 layer, transformer_layers, enable_nested_tensor=False
             )
+            if attention != "sdpa":
+                use_attention_backend(self.transformer, attention)
+        self.attention = attention
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * channels[-1], output_dim)
         self.output_dim, self.n_mels, self.sample_rate = output_dim, n_mels, sample_rate

@@ -1,0 +1,166 @@
+"""logmel encoders: the ``attention`` option (SDPA by default, xformers where it runs).
+
+The "xformers" path is exercised on the CPU with a reference stand-in for ``xformers.ops``
+(same layout and bias checks); the real xformers needs CUDA and is tested in
+tests/core/test_attention.py when it can run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import manyview
+import manyview.attention as attn_mod
+from manyview.attention import (
+    MultiheadSelfAttention,
+    use_attention_backend,
+    xformers_unavailable_reason,
+)
+from manyview_speech.encoders.logmel import LogMelEncoder, LogMelTransformerEncoder
+
+
+def _reference_ops() -> SimpleNamespace:
+    """``xformers.ops`` computed with plain torch: (B, M, H, K) layout, aligned tensor bias."""
+
+    class LowerTriangularMask:
+        pass
+
+    calls: list[Any] = []
+
+    def memory_efficient_attention(
+        q: Tensor, k: Tensor, v: Tensor, attn_bias: Any = None, p: float = 0.0
+    ) -> Tensor:
+        calls.append(attn_bias)
+        bias: Any = 0.0
+        if isinstance(attn_bias, Tensor):
+            align = 128 // torch.finfo(attn_bias.dtype).bits
+            assert attn_bias.dtype == q.dtype and attn_bias.stride(-1) == 1
+            assert all(attn_bias.stride(d) % align == 0 for d in range(3))
+            bias = attn_bias
+        elif attn_bias is not None:
+            mq, mk = q.shape[1], k.shape[1]
+            bias = torch.full((mq, mk), -math.inf, dtype=q.dtype).triu(1)
+        scores = q.transpose(1, 2) @ k.permute(0, 2, 3, 1) / math.sqrt(q.shape[-1]) + bias
+        weights = torch.nn.functional.dropout(scores.softmax(-1), p)
+        return (weights @ v.transpose(1, 2)).transpose(1, 2)
+
+    return SimpleNamespace(
+        memory_efficient_attention=memory_efficient_attention,
+        LowerTriangularMask=LowerTriangularMask,
+        calls=calls,
+    )
+
+
+@pytest.fixture
+def fake_xformers(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    ops = _reference_ops()
+    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (ops, None))
+    monkeypatch.setattr(attn_mod, "_device_reason", lambda device: None)
+    return ops
+
+
+def _pair(**kwargs: Any) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    default = LogMelTransformerEncoder(32, channels=(16, 32), **kwargs.pop("base", {}))
+    torch.manual_seed(0)
+    other = LogMelTransformerEncoder(32, channels=(16, 32), **kwargs)
+    other.load_state_dict(default.state_dict())  # strict: the same keys and shapes
+    return default, other
+
+
+def test_sdpa_is_the_unchanged_default() -> None:
+    default, sdpa = _pair(attention="sdpa")
+    assert default.attention == sdpa.attention == "sdpa"
+    for enc in (default, sdpa):
+        assert all(
+            type(layer.self_attn) is nn.MultiheadAttention for layer in enc.transformer.layers
+        )
+    for key, value in default.state_dict().items():
+        assert torch.equal(sdpa.state_dict()[key], value)
+    x = default.example_inputs(3)
+    for train in (True, False):
+        default.train(train)
+        sdpa.train(train)
+        assert torch.equal(sdpa(x), default(x))
+
+
+def test_xformers_here_raises_the_reason() -> None:
+    reason = xformers_unavailable_reason()
+    if reason is None:
+        pytest.skip("xformers runs here")
+    with pytest.raises(ValueError, match=re.escape(reason)) as info:
+        LogMelTransformerEncoder(attention="xformers")
+    assert "logmel_transformer: attention='xformers' is unavailable" in str(info.value)
+    assert "Use attention='sdpa'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        attn_mod.NOT_INSTALLED,
+        "xformers 0.0.35 loaded without its CUDA extensions (built for a different torch/CUDA: "
+        "it was built for torch 2.10.0+cu128 with CUDA 1208, this is torch 2.11.0+cu130)",
+    ],
+)
+def test_xformers_unavailable_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, reason: str
+) -> None:
+    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (None, reason))
+    with pytest.raises(ValueError, match=re.escape(reason) + r"\. Use attention='sdpa'"):
+        manyview.create("encoder", "logmel_transformer", attention="xformers")
+
+
+def test_xformers_loaded_but_no_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (_reference_ops(), None))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="runs on CUDA only; no CUDA device is available"):
+        LogMelTransformerEncoder(attention="xformers")
+
+
+def test_bad_attention_values() -> None:
+    with pytest.raises(ValueError, match="did you mean 'sdpa'"):
+        LogMelTransformerEncoder(attention="spda")
+    with pytest.raises(ValueError, match="logmel_cnn: attention"):
+        LogMelEncoder(attention="flash")
+
+
+def test_xformers_on_a_pure_cnn_is_refused(fake_xformers: SimpleNamespace) -> None:
+    with pytest.raises(ValueError, match=r"needs transformer layers \(transformer_layers > 0\)"):
+        LogMelEncoder(attention="xformers")
+
+
+def test_xformers_path_equals_default(fake_xformers: SimpleNamespace) -> None:
+    default, xf = _pair(attention="xformers")
+    assert xf.attention == "xformers"
+    layers = xf.transformer.layers
+    assert all(isinstance(layer.self_attn, MultiheadSelfAttention) for layer in layers)
+    assert all(layer.self_attn.backend == "xformers" for layer in layers)
+    assert list(xf.state_dict()) == list(default.state_dict())
+    x = default.example_inputs(3)
+    default.eval()
+    xf.eval()
+    with torch.no_grad():  # the default takes torch's fused fast path here
+        torch.testing.assert_close(xf(x), default(x), atol=1e-5, rtol=1e-5)
+    assert len(fake_xformers.calls) == 2
+    default.train()
+    xf.train()
+    grads = []
+    for enc in (default, xf):
+        enc.zero_grad()
+        enc(x).pow(2).sum().backward()
+        grads.append({k: p.grad for k, p in enc.named_parameters()})
+    for key, want in grads[0].items():
+        torch.testing.assert_close(grads[1][key], want, atol=1e-4, rtol=1e-4)
+    # and back: the same module runs on SDPA again
+    assert use_attention_backend(xf.transformer, "sdpa") == 2
+    xf.eval()
+    default.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(xf(x), default(x), atol=1e-5, rtol=1e-5)
