@@ -24,6 +24,7 @@ from torch import Tensor
 
 import manyview
 from manyview.registry import Entry
+from manyview.testing_attention import fake_xformers, reference_xformers_ops
 from manyview.testing_distributed import check_distributed_equivalence
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "check_loss_small_temperature",
     "check_teacher",
     "check_view",
+    "fake_xformers",
+    "reference_xformers_ops",
 ]
 
 

@@ -31,6 +31,7 @@ from manyview.attention import (
     use_attention_backend,
     xformers_unavailable_reason,
 )
+from manyview.testing_attention import reference_xformers_ops as _reference_xformers_ops
 
 E, H, N, T = 16, 4, 3, 7
 XFORMERS_CUDA = xformers_unavailable_reason("cuda")
@@ -101,47 +102,6 @@ MASK_KINDS = [
     "causal_float",
     "causal_and_key_padding",
 ]
-
-
-def _reference_xformers_ops(device_types: tuple[str, ...] = ("cpu",)) -> SimpleNamespace:
-    """A stand-in for ``xformers.ops``: the same layout ``(B, M, H, K)``, bias types and
-    bias-alignment checks as xformers, computed with plain torch."""
-
-    class LowerTriangularMask:
-        def materialize(self, shape: tuple[int, ...], dtype: torch.dtype, device: Any) -> Tensor:
-            return torch.full(shape, -math.inf, dtype=dtype, device=device).triu(1)
-
-    calls: list[Any] = []
-
-    def memory_efficient_attention(
-        q: Tensor, k: Tensor, v: Tensor, attn_bias: Any = None, p: float = 0.0
-    ) -> Tensor:
-        assert q.dim() == k.dim() == v.dim() == 4 and q.shape[2] == k.shape[2]
-        assert q.device.type in device_types
-        b, mq, h, kd = q.shape
-        mk = k.shape[1]
-        calls.append(attn_bias)
-        if isinstance(attn_bias, Tensor):
-            assert attn_bias.dtype == q.dtype, "xformers: the bias must have the query's dtype"
-            assert attn_bias.shape == (b, h, mq, mk), attn_bias.shape
-            align = 128 // torch.finfo(attn_bias.dtype).bits
-            assert attn_bias.stride(-1) == 1
-            for d in range(3):  # as xformers' _check_bias_alignment
-                assert attn_bias.stride(d) % align == 0, attn_bias.stride()
-            bias = attn_bias
-        elif attn_bias is not None:
-            bias = attn_bias.materialize((mq, mk), q.dtype, q.device)
-        else:
-            bias = 0.0
-        scores = q.transpose(1, 2) @ k.permute(0, 2, 3, 1) / math.sqrt(kd) + bias
-        weights = F.dropout(scores.softmax(-1), p)
-        return (weights @ v.transpose(1, 2)).transpose(1, 2)
-
-    return SimpleNamespace(
-        memory_efficient_attention=memory_efficient_attention,
-        LowerTriangularMask=LowerTriangularMask,
-        calls=calls,
-    )
 
 
 @pytest.fixture

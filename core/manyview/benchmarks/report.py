@@ -183,24 +183,45 @@ def _class_colours(plt: Any, num_classes: int) -> Any:
     ]
 
 
+def _sample(
+    embeddings: Mapping[str, Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    total: int,
+    min_items: int,
+    cap: int | None = None,
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str], Any, int, list[int]] | None:
+    """``(panels, modalities, labels, num_classes, picked indices)`` for the embedding plots:
+    about ``total`` test items (the same number of each class, at most ``cap``), with each panel's embeddings L2-normalised and stacked modality after modality as
+    ``panel["z"]``; ``None`` when there is nothing to show (no embeddings, fewer than
+    ``min_items`` points, or modalities that do not share one space)."""
+    import torch
+    import torch.nn.functional as F
+
+    panels = [(name, dict(e)) for name, e in embeddings.items() if e.get("test")]
+    if not panels:
+        return None
+    mods = list(meta["modalities"])
+    labels = panels[0][1]["labels"]
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    pick = _per_class(labels, max(1, min(cap or total, total // max(1, num_classes))))
+    dims = {e["test"][m].shape[1] for _, e in panels for m in mods}
+    if len(pick) * len(mods) < min_items or len(dims) != 1:
+        return None
+    for _, e in panels:
+        e["z"] = torch.cat([F.normalize(e["test"][m][pick].float(), dim=-1) for m in mods])
+    return panels, mods, labels, num_classes, pick
+
+
 def _similarity_heatmap(
     embeddings: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any], path: Path
 ) -> bool:
     """Cosine similarities between every modality's test embeddings (a few per class, sorted
     by class), one block per modality pair: class structure shows as bright diagonal blocks
     inside every cross-modal block once training has aligned the modalities."""
-    import torch
-    import torch.nn.functional as F
-
-    panels = [(name, e) for name, e in embeddings.items() if e.get("test")]
-    if not panels:
+    sample = _sample(embeddings, meta, 240, 2, cap=10)
+    if sample is None:
         return False
-    mods = list(meta["modalities"])
-    labels = panels[0][1]["labels"]
-    num_classes = int(labels.max()) + 1 if len(labels) else 0
-    pick = _per_class(labels, max(1, min(10, 240 // max(1, num_classes))))
-    if len(pick) < 2 or len({e["test"][m].shape[1] for _, e in panels for m in mods}) != 1:
-        return False  # nothing to show, or the modalities do not share one space
+    panels, mods, _, _, pick = sample
     plt = _pyplot()
     n = len(pick)
     fig, axes = plt.subplots(
@@ -208,8 +229,7 @@ def _similarity_heatmap(
     )
     image = None
     for ax, (name, e) in zip(axes[0], panels, strict=True):
-        z = torch.cat([F.normalize(e["test"][m][pick].float(), dim=-1) for m in mods])
-        image = ax.imshow((z @ z.T).numpy(), vmin=-1.0, vmax=1.0, cmap="RdBu_r")
+        image = ax.imshow((e["z"] @ e["z"].T).numpy(), vmin=-1.0, vmax=1.0, cmap="RdBu_r")
         for k in range(1, len(mods)):
             ax.axhline(k * n - 0.5, color="black", lw=1.0)
             ax.axvline(k * n - 0.5, color="black", lw=1.0)
@@ -228,21 +248,10 @@ def _embedding_map(
 ) -> bool:
     """A 2-D t-SNE map (scikit-learn) of the test embeddings of every modality together:
     colour = class, marker = modality."""
-    import torch
-    import torch.nn.functional as F
-
-    panels = [(name, e) for name, e in embeddings.items() if e.get("test")]
-    if not panels:
+    sample = _sample(embeddings, meta, 300, 8)
+    if sample is None:
         return False
-    mods = list(meta["modalities"])
-    labels = panels[0][1]["labels"]
-    num_classes = int(labels.max()) + 1 if len(labels) else 0
-    pick = _per_class(labels, max(1, 300 // max(1, num_classes)))
-    if (
-        len(pick) * len(mods) < 8
-        or len({e["test"][m].shape[1] for _, e in panels for m in mods}) != 1
-    ):
-        return False
+    panels, mods, labels, num_classes, pick = sample
     from sklearn.manifold import TSNE
 
     plt = _pyplot()
@@ -252,7 +261,7 @@ def _embedding_map(
         1, len(panels), figsize=(5.5 * len(panels) + 1.6, 5), squeeze=False, layout="constrained"
     )
     for ax, (name, e) in zip(axes[0], panels, strict=True):
-        z = torch.cat([F.normalize(e["test"][m][pick].float(), dim=-1) for m in mods]).numpy()
+        z = e["z"].numpy()
         perplexity = float(min(30.0, (len(z) - 1) / 3))
         xy = TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(z)
         for k in range(len(mods)):

@@ -8,7 +8,6 @@ tests/core/test_attention.py when it can run.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from types import SimpleNamespace
 from typing import Any
@@ -20,43 +19,11 @@ from torch import Tensor, nn
 import manyview
 import manyview.attention as attn_mod
 from manyview.attention import MultiheadSelfAttention, xformers_unavailable_reason
+from manyview.testing_attention import reference_xformers_ops as _reference_ops
 from manyview_text.models import build_clip
 from manyview_text.text_encoder import OpenCLIPText
 
 TEXTS = ["a photo of the digit seven", "the spoken word three", "a dog"]
-
-
-def _reference_ops() -> SimpleNamespace:
-    """``xformers.ops`` computed with plain torch: (B, M, H, K) layout, aligned tensor bias."""
-
-    class LowerTriangularMask:
-        pass
-
-    calls: list[Any] = []
-
-    def memory_efficient_attention(
-        q: Tensor, k: Tensor, v: Tensor, attn_bias: Any = None, p: float = 0.0
-    ) -> Tensor:
-        calls.append(attn_bias)
-        bias: Any = 0.0
-        if isinstance(attn_bias, Tensor):
-            align = 128 // torch.finfo(attn_bias.dtype).bits
-            assert attn_bias.dtype == q.dtype and attn_bias.stride(-1) == 1
-            assert all(attn_bias.stride(d) % align == 0 for d in range(3))
-            assert attn_bias.shape == (q.shape[0], q.shape[2], q.shape[1], k.shape[1])
-            bias = attn_bias
-        elif attn_bias is not None:
-            mq, mk = q.shape[1], k.shape[1]
-            bias = torch.full((mq, mk), -math.inf, dtype=q.dtype).triu(1)
-        scores = q.transpose(1, 2) @ k.permute(0, 2, 3, 1) / math.sqrt(q.shape[-1]) + bias
-        weights = torch.nn.functional.dropout(scores.softmax(-1), p)
-        return (weights @ v.transpose(1, 2)).transpose(1, 2)
-
-    return SimpleNamespace(
-        memory_efficient_attention=memory_efficient_attention,
-        LowerTriangularMask=LowerTriangularMask,
-        calls=calls,
-    )
 
 
 @pytest.fixture
