@@ -45,6 +45,7 @@ RUN = {
     "precision": Field(str, "fp32", choices=("fp32", "bf16")),
     "compile": Field(bool, False),
     "grad_accum": Field(int, 1, minimum=1),
+    "gradcache_chunk": Field(int, 0, minimum=0),
     "grad_clip": Field(float, None, minimum=0, optional=True),
     "log_every": Field(int, 10, minimum=1),
     "metrics_every": Field(int, 50, minimum=0),

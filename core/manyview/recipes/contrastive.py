@@ -140,8 +140,7 @@ class ContrastiveRecipe(Recipe):
                 views.append(proj(encoder(x)))
         return torch.stack(views, dim=1)
 
-    def step(self, batch: Mapping[str, Any], generator: torch.Generator) -> StepOutput:
-        z = self.embed(batch, generator)
+    def _losses(self, z: Tensor, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         total = z.new_zeros(())
         components = {}
         for name, entry, loss, weight in zip(
@@ -150,4 +149,45 @@ class ContrastiveRecipe(Recipe):
             value = loss(z, **loss_inputs(entry, loss, batch))
             components[name] = value.detach()
             total = total + weight * value
+        return total, components
+
+    def step(self, batch: Mapping[str, Any], generator: torch.Generator) -> StepOutput:
+        z = self.embed(batch, generator)
+        total, components = self._losses(z, batch)
         return StepOutput(total, components, z.detach())
+
+    def step_gradcache(
+        self,
+        batch: Mapping[str, Any],
+        generator: torch.Generator,
+        *,
+        chunk_size: int,
+        loss_scale: float = 1.0,
+    ) -> StepOutput:
+        """The step with GradCache (:class:`manyview.training.gradcache.GradCache`): the views
+        are drawn once, every view is encoded in chunks of ``chunk_size`` without a graph,
+        the losses run on the whole ``(N, M, D)`` batch, and the chunks are encoded again
+        with gradients. The gradients (times ``loss_scale``, e.g. 1/grad_accum) are
+        accumulated into ``.grad`` here; the returned loss is detached.
+
+        Raises:
+            manyview.training.gradcache.NonFiniteLossError: the loss was not finite;
+                nothing was backpropagated.
+        """
+        from manyview.training.gradcache import GradCache
+
+        inputs, towers = [], []
+        for name, count in self.num_views.items():
+            tower = nn.Sequential(self.model["encoders"][name], self.model["projectors"][name])
+            for _ in range(count):
+                inputs.append(self.views[name](batch[name], generator))
+                towers.append(tower)
+        seen: dict[str, Any] = {}
+
+        def loss_fn(z: Tensor) -> Tensor:
+            total, seen["components"] = self._losses(z, batch)
+            seen["z"] = z.detach()
+            return total * loss_scale
+
+        value = GradCache(towers, loss_fn, chunk_size=chunk_size).step(inputs)
+        return StepOutput(value / loss_scale, seen["components"], seen["z"])

@@ -33,7 +33,12 @@ from torch.nn.modules.batchnorm import _NormBase
 
 from manyview import distributed
 
-__all__ = ["GradCache"]
+__all__ = ["GradCache", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(ValueError):
+    """The loss was NaN or infinite (on some rank): nothing was backpropagated."""
+
 
 Encoder = Callable[[Any], Tensor]
 BufferMode = Literal["all", "norm", "none"]
@@ -435,7 +440,7 @@ class GradCache:
                     if not finite
                     else "on another rank"
                 )
-                raise ValueError(
+                raise NonFiniteLossError(
                     f"GradCache: non-finite loss; nothing was backpropagated ({where}); "
                     "skip this optimizer step (every rank does) and check the inputs, the "
                     "learning rate or the temperature"

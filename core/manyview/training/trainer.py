@@ -38,6 +38,7 @@ from manyview.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from manyview.training.gradcache import NonFiniteLossError
 from manyview.training.optim import build_optimizer, build_scheduler
 from manyview.training.progress import Progress
 from manyview.training.sampler import EpochBatchSampler
@@ -129,6 +130,23 @@ class Trainer:
             self.run["seed"] * 7919 + self.ctx.rank + 1
         )
         self.forward: Callable[..., Any] = self.recipe.step
+        chunk = self.run["gradcache_chunk"]
+        if chunk:
+            if not callable(getattr(self.recipe, "step_gradcache", None)):
+                raise ConfigError(
+                    f"[run] gradcache_chunk: recipe {self.config['run']['recipe']!r} does not "
+                    'support GradCache (the "contrastive" recipe does); set gradcache_chunk = 0'
+                )
+            if self.ctx.world_size > 1:
+                raise ConfigError(
+                    "[run] gradcache_chunk: GradCache in the trainer runs in one process for "
+                    "now; under torchrun set gradcache_chunk = 0 (or use "
+                    "manyview.training.gradcache.GradCache in your own loop)"
+                )
+            step_gradcache = self.recipe.step_gradcache
+            self.forward = lambda batch, generator: step_gradcache(
+                batch, generator, chunk_size=chunk, loss_scale=1.0 / self.run["grad_accum"]
+            )
         if self.ctx.world_size > 1:
             ddp = torch.nn.parallel.DistributedDataParallel(
                 _StepModule(self.recipe),
@@ -303,6 +321,7 @@ class Trainer:
     def _loop(self, progress: Progress) -> dict[str, Any]:
         run = self.run
         accum = run["grad_accum"]
+        cached = bool(run["gradcache_chunk"])
         autocast = torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=run["precision"] == "bf16"
         )
@@ -318,14 +337,19 @@ class Trainer:
             for _ in range(accum):
                 batch = next(batches)
                 self.batches_consumed += 1
-                with autocast, distributed.gather_mode(mode):
-                    out = self.forward(batch, self.generator)
+                try:
+                    with autocast, distributed.gather_mode(mode):
+                        out = self.forward(batch, self.generator)
+                except NonFiniteLossError:  # GradCache checked it: nothing was backpropagated
+                    finite = False
+                    break
                 loss = out.loss / accum
                 # every rank must agree, or DDP's gradient all-reduce would wait forever
                 if not distributed.all_ranks_true(bool(torch.isfinite(loss))):
                     finite = False
                     break
-                loss.backward()
+                if not cached:  # GradCache has already accumulated the gradients
+                    loss.backward()
                 total += out.loss.detach()  # stays on the device: no sync per step
                 last, components = out, out.components
                 window_samples += _batch_size(batch) * self.ctx.world_size

@@ -1,0 +1,114 @@
+"""``[run] gradcache_chunk``: the trainer's GradCache step gives the direct step's training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import manyview
+from manyview import manager
+from manyview.config import ConfigError, load_config
+from manyview.training.trainer import Trainer
+
+
+def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def _train(path, out, sets):
+    trainer = Trainer(load_config(path, sets), out, progress=False)
+    metrics = trainer.fit()
+    return trainer, metrics
+
+
+@pytest.mark.parametrize(
+    ("chunk", "sets"),
+    [
+        (16, []),  # chunk >= batch: even the dropout masks are the same draws
+        (5, ["modalities.a.encoder_options.dropout=0.0"]),  # ragged chunks, no randomness
+    ],
+)
+def test_gradcache_training_equals_direct_training(tiny_config, tmp_path, chunk, sets):
+    path = tiny_config(steps=6, every=6)
+    direct, m1 = _train(path, tmp_path / "direct", sets)
+    cached, m2 = _train(path, tmp_path / "cached", [*sets, f"run.gradcache_chunk={chunk}"])
+    a, b = _weights(direct), _weights(cached)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=2e-5, rtol=1e-4, msg=key)
+    assert m2["loss"] == pytest.approx(m1["loss"], rel=1e-4)
+    assert set(m2) == set(m1)  # the same logged metrics (components, diagnostics)
+
+
+def test_gradcache_with_accumulation_and_bf16_is_finite(tiny_config, tmp_path):
+    sets = ["run.gradcache_chunk=4", "run.grad_accum=2", 'run.precision="bf16"']
+    trainer, metrics = _train(tiny_config(steps=3), tmp_path / "run", sets)
+    assert torch.isfinite(torch.tensor(metrics["loss"])) and trainer.batches_consumed == 6
+
+
+class _NaNAfter(torch.nn.Module):
+    def __init__(self, after: int = 2) -> None:
+        super().__init__()
+        self.calls, self.after = 0, after
+
+    def forward(self, views, **_):
+        self.calls += 1
+        value = views.sum() * 0.0
+        return value + float("nan") if self.calls > self.after else value
+
+
+class _NaNPlugin:
+    @manyview.hookimpl
+    def manyview_register_losses(self, register):
+        register("nan_after_gc", _NaNAfter)
+
+
+def test_a_non_finite_gradcache_step_is_skipped(tiny_config, tmp_path, fresh_plugins):
+    manager.register_plugin(_NaNPlugin(), name="nanplugin_gc")
+    extra = '\n[[losses]]\nname = "nan_after_gc"\noptions = { after = 3 }\n'
+    sets = ["run.gradcache_chunk=8", "run.max_bad_steps=10"]
+    trainer, _ = _train(tiny_config(steps=5, extra=extra), tmp_path / "run", sets)
+    assert trainer.bad_steps == 2 and trainer.step == 5
+
+
+def test_a_recipe_without_gradcache_is_a_config_error(tmp_path):
+    config = """
+[run]
+recipe = "distill"
+steps = 2
+batch_size = 16
+gradcache_chunk = 4
+[data]
+name = "synthetic"
+options = { modalities = { a = 12 }, num_samples = 64, num_classes = 4 }
+[modalities.a]
+encoder = "mlp"
+encoder_options = { output_dim = 16 }
+num_views = 2
+views = [{ name = "gaussian_noise", options = { std = 0.3 } }]
+projector_dim = 16
+[teacher]
+name = "ema"
+[[losses]]
+name = "dino"
+options = { out_dim = 16 }
+"""
+    path = tmp_path / "d.toml"
+    path.write_text(config)
+    with pytest.raises(ConfigError, match="gradcache_chunk: recipe 'distill' does not support"):
+        Trainer(load_config(path), tmp_path / "run", progress=False).fit()
+
+
+def test_the_gradcache_step_is_the_one_that_runs(tiny_config, tmp_path, monkeypatch):
+    from manyview.recipes.contrastive import ContrastiveRecipe
+
+    calls = []
+    original = ContrastiveRecipe.step_gradcache
+
+    def spy(self, batch, generator, **kwargs):
+        calls.append(kwargs)
+        return original(self, batch, generator, **kwargs)
+
+    monkeypatch.setattr(ContrastiveRecipe, "step_gradcache", spy)
+    _train(tiny_config(steps=2), tmp_path / "run", ["run.gradcache_chunk=8", "run.grad_accum=2"])
+    assert calls == [{"chunk_size": 8, "loss_scale": 0.5}] * 4
