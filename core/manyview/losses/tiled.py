@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -264,6 +265,36 @@ class _TiledLSE(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------
 
 
+TRITON_FAILURES: list[str] = []
+"""Why the Triton kernels failed in this process (then ``backend="auto"`` uses PyTorch)."""
+
+
+def with_fallback(kernel: Callable[..., Any], reference: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel``, or ``reference`` (same arguments and results) from the first time a
+    kernel raises anything but an out-of-memory error in this process: a Triton build or
+    launch failure is reported once as a ``RuntimeWarning`` (and kept in
+    :data:`TRITON_FAILURES`) and training goes on with the PyTorch tiles."""
+
+    def run(*args: Any) -> Any:
+        if not TRITON_FAILURES:
+            try:
+                return kernel(*args)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as exc:  # any kernel failure falls back
+                TRITON_FAILURES.append(f"{type(exc).__name__}: {exc}"[:500])
+                warnings.warn(
+                    "manyview tiled engine: the Triton kernels failed "
+                    f"({TRITON_FAILURES[-1].splitlines()[0]}); using the PyTorch tiles from "
+                    "now on (pass backend='triton' to see the error instead)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return reference(*args)
+
+    return run
+
+
 def _triton() -> Any | None:
     """``manyview.losses.tiled_triton`` if it imports and reports ``available()``."""
     try:
@@ -442,12 +473,17 @@ def tiled_logsumexp(
                 f"tiled_logsumexp: backend='triton' but {why} (manyview.losses.tiled_triton "
                 "needs CUDA and triton); use backend='torch'"
             )
-    if kernels is not None:
-        forward_fn: Callable[..., Tensor] = kernels.triton_lse_forward
-        backward_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = kernels.triton_lse_backward
-    else:
-        forward_fn = functools.partial(torch_lse_forward, tile_r=tile_r, tile_c=tile_c)
-        backward_fn = functools.partial(torch_lse_backward, tile_r=tile_r, tile_c=tile_c)
+    forward_fn: Callable[..., Tensor] = functools.partial(
+        torch_lse_forward, tile_r=tile_r, tile_c=tile_c
+    )
+    backward_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = functools.partial(
+        torch_lse_backward, tile_r=tile_r, tile_c=tile_c
+    )
+    if kernels is not None and backend == "triton":
+        forward_fn, backward_fn = kernels.triton_lse_forward, kernels.triton_lse_backward
+    elif kernels is not None:  # "auto": a kernel that fails to build must not stop a run
+        forward_fn = with_fallback(kernels.triton_lse_forward, forward_fn)
+        backward_fn = with_fallback(kernels.triton_lse_backward, backward_fn)
 
     with torch.autocast(a.device.type, enabled=False):
         if a.dtype not in (torch.float32, torch.float64):

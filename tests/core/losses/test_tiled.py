@@ -581,3 +581,36 @@ def test_large_batch_tiles_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls[0] == 1
     dense_value = manyview.create("loss", "infonce", engine="dense")(views)
     assert math.isclose(tiled_value.item(), dense_value.item(), rel_tol=1e-6)
+
+
+def test_a_failing_triton_kernel_falls_back_to_the_pytorch_tiles_once(monkeypatch):
+    """backend="auto" on CUDA wraps the kernels: a build/launch failure warns once and the
+    PyTorch tiles take over, with the same result; an out-of-memory error propagates."""
+    from manyview.losses import tiled
+
+    monkeypatch.setattr(tiled, "TRITON_FAILURES", [])
+    calls = {"kernel": 0, "reference": 0}
+
+    def broken(*args):
+        calls["kernel"] += 1
+        raise RuntimeError("CompilationError: triton could not build the kernel\nmore lines")
+
+    def reference(*args):
+        calls["reference"] += 1
+        return sum(args)
+
+    run = tiled.with_fallback(broken, reference)
+    with pytest.warns(RuntimeWarning, match="Triton kernels failed.*could not build the kernel"):
+        assert run(1, 2) == 3
+    assert run(3, 4) == 7  # no second try, no second warning
+    assert calls == {"kernel": 1, "reference": 2}
+    assert "could not build" in tiled.TRITON_FAILURES[0]
+
+    monkeypatch.setattr(tiled, "TRITON_FAILURES", [])
+
+    def out_of_memory(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        tiled.with_fallback(out_of_memory, reference)(1)
+    assert tiled.TRITON_FAILURES == []
