@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The prepared GPU run for issue 10 (one call of the device tool, about 6-8 minutes on an
+# H100): CUDA tests of the Triton kernels and attention backends, the kernel check and
+# timings, manyview tiled vs dense vs the peers on CUDA, and mv_infonce with 1,048,576 rows.
+#
+#   run(command="bash benchmarks/gpu_issue10.sh", carry=[".whl"], timeout_s=590)
+#
+# Wheels the device lacks go in .whl/ (ignored by git, carried): they are installed with
+# --no-deps into /tmp/site. The peers (lightly, pytorch-metric-learning, open_clip) are
+# optional: loss_speed.py leaves out a peer that does not import. Every step writes its
+# output under $OUT (what comes back), and a failing step does not stop the others.
+set -u
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT" /tmp/site
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python -m pip install -q --no-deps --target /tmp/site .whl/*.whl >"$OUT/pip.txt" 2>&1
+fi
+export PYTHONPATH=/tmp/site:$PWD/core:$PWD/modalities/manyview-speech/src:$PWD/modalities/manyview-text/src:$PWD/modalities/manyview-vision/src
+export MANYVIEW_DISABLE_PLUGINS=${MANYVIEW_DISABLE_PLUGINS:-}
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv >"$OUT/gpu.txt" 2>&1
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAME.txt
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name ($(date +%T))" | tee -a "$OUT/steps.txt"
+    timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
+    echo "   exit $?" | tee -a "$OUT/steps.txt"
+}
+
+step cuda_tests 150 python -m pytest -q -x -p no:cacheprovider -m "cuda" \
+    tests/core/losses/test_tiled_triton.py tests/core/test_attention.py
+step tiled_engine_cuda 60 python - <<'EOF'
+import torch, manyview
+from manyview.losses import tiled
+torch.backends.cuda.matmul.allow_tf32 = False
+g = torch.Generator().manual_seed(0)
+for name in ("infonce", "mv_infonce", "clip", "supcon", "mv_dhel", "dcl", "isogclr"):
+    extra = {"num_samples": 3000} if name == "isogclr" else {}
+    dense = manyview.create("loss", name, engine="dense", **extra)
+    tile = manyview.create("loss", name, engine="tiled", **extra)
+    views, kw = dense.example_inputs(3000, None, 96, generator=g)
+    kw = {k: v.cuda() for k, v in kw.items()}
+    x1 = views.cuda().requires_grad_()
+    x2 = views.cuda().requires_grad_()
+    v1 = dense.cuda()(x1, **kw); v1.backward()
+    v2 = tile.cuda()(x2, **kw); v2.backward()
+    rel = float((v2 - v1).abs().detach() / v1.abs().detach())
+    grel = float((x2.grad - x1.grad).norm() / x1.grad.norm())
+    print(f"{name}: value rel {rel:.2e}, grad rel {grel:.2e}, triton failures {tiled.TRITON_FAILURES}")
+EOF
+step kernel_check 200 python benchmarks/loss_speed_gpu_check.py
+step loss_speed 300 python benchmarks/loss_speed.py --device cuda --dims 128 256 \
+    --sizes 1024 4096 16384 32768 --memory-sizes 16384 32768 --repeats 10 \
+    --json "$OUT/loss_speed_cuda.json" --plot "$OUT/loss_speed_cuda.png"
+step million_rows 120 python - <<'EOF'
+import time, torch, manyview
+torch.backends.cuda.matmul.allow_tf32 = True
+n, m, d = 262144, 4, 128  # N * M = 1,048,576 rows
+loss = manyview.create("loss", "mv_infonce", temperature=0.1, engine="tiled")
+x = torch.randn(n, m, d, device="cuda", requires_grad=True)
+torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+base = torch.cuda.memory_allocated()
+start = time.perf_counter()
+loss(x).backward()
+torch.cuda.synchronize()
+print(f"mv_infonce N={n} M={m} D={d}: {time.perf_counter() - start:.2f} s forward+backward, "
+      f"peak {(torch.cuda.max_memory_allocated() - base) / 2**30:.2f} GiB above the inputs")
+EOF
+echo "done $(date +%T)" >>"$OUT/steps.txt"
