@@ -11,7 +11,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss, check_temperature
-from manyview.losses.tiled import check_engine, tiled_logsumexp, use_tiled
+from manyview.losses.tiled import (
+    check_engine,
+    tiled_logsumexp,
+    tiled_logsumexp_rows_cols,
+    use_tiled,
+)
 
 
 class CLIPLoss(MultiViewLoss):
@@ -33,8 +38,10 @@ class CLIPLoss(MultiViewLoss):
             ``"auto"`` (default: tiled above
             :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
 
-    The tiled form computes the row and the column LSEs in two passes (twice the matmuls
-    of the dense form's one logits matrix, whose transpose is free).
+    The tiled form takes the row and the column LSEs of each tile in one walk
+    (:func:`~manyview.losses.tiled.tiled_logsumexp_rows_cols`: three tile products in all);
+    the local-anchors form under torch.distributed, and the Triton kernels on CUDA, take them
+    in two one-sided passes.
 
     Inputs: ``views`` (N, 2, D) or [image (N, D), text (N, D)]. Output: a 0-dim tensor.
 
@@ -92,6 +99,9 @@ class CLIPLoss(MultiViewLoss):
             u, v = z[:, 0], z[:, 1]
             u_a, v_a = (u, v) if whole else (u[offset : offset + count], v[offset : offset + count])
             positive = scale * (u_a * v_a).sum(dim=-1)  # (count,) the matching pairs' logits
+            if whole:  # the rows and the columns of one matrix: one walk over its tiles
+                row_lse, col_lse = tiled_logsumexp_rows_cols(u, v, scale)
+                return 0.5 * ((row_lse - positive).mean() + (col_lse - positive).mean())
             rows = tiled_logsumexp(u_a, v, scale) - positive  # image anchors vs every text
             cols = tiled_logsumexp(v_a, u, scale) - positive  # text anchors vs every image
             return 0.5 * (rows.mean() + cols.mean())

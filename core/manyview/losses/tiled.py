@@ -390,6 +390,24 @@ def _scale_vector(scale: Scale, rows: int, like: Tensor) -> Tensor:
     return like.new_full((rows,), float(scale))
 
 
+def _check_pair(a: Any, b: Any, who: str) -> None:
+    """ValueError unless a (R, D) and b (C, D) are floating tensors of one dtype and device."""
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, Tensor) or t.dim() != 2:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"{who}: {name} must be a 2-D tensor (rows, D), got {shape}")
+        if not t.is_floating_point():
+            raise ValueError(f"{who}: {name} must be floating point, got {t.dtype}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{who}: a and b need the same feature size, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.dtype != b.dtype:
+        raise ValueError(f"{who}: a is {a.dtype} but b is {b.dtype}")
+    if a.device != b.device:
+        raise ValueError(f"{who}: a is on {a.device} but b on {b.device}")
+
+
 def tiled_logsumexp(
     a: Tensor,
     b: Tensor,
@@ -432,21 +450,7 @@ def tiled_logsumexp(
             given alone, a bad ``scale``/``tile``/``backend``, or ``"triton"`` unavailable.
     """
     _check_choice(backend, BACKENDS, "backend", "tiled_logsumexp")
-    for name, t in (("a", a), ("b", b)):
-        if not isinstance(t, Tensor) or t.dim() != 2:
-            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"tiled_logsumexp: {name} must be a 2-D tensor (rows, D), got {shape}")
-        if not t.is_floating_point():
-            raise ValueError(f"tiled_logsumexp: {name} must be floating point, got {t.dtype}")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"tiled_logsumexp: a and b need the same feature size, got {tuple(a.shape)} "
-            f"and {tuple(b.shape)}"
-        )
-    if a.dtype != b.dtype:
-        raise ValueError(f"tiled_logsumexp: a is {a.dtype} but b is {b.dtype}")
-    if a.device != b.device:
-        raise ValueError(f"tiled_logsumexp: a is on {a.device} but b on {b.device}")
+    _check_pair(a, b, "tiled_logsumexp")
     if (row_ids is None) != (col_ids is None):
         raise ValueError("tiled_logsumexp: give row_ids and col_ids together, or neither")
     rows, cols = a.shape[0], b.shape[0]
@@ -494,6 +498,140 @@ def tiled_logsumexp(
         return _TiledLSE.apply(
             a.contiguous(), b.contiguous(), scale_vec, row_ids, col_ids, forward_fn, backward_fn
         )
+
+
+# --------------------------------------------------------------------------------------------
+# rows and columns in one pass (CLIP)
+# --------------------------------------------------------------------------------------------
+
+
+def _tile_lse(x: Tensor, dim: int) -> Tensor:
+    """logsumexp of a tile along ``dim`` (no -inf entries here: no ids)."""
+    top = x.amax(dim=dim, keepdim=True)
+    return (x - top).exp_().sum(dim=dim).log_().add_(top.squeeze(dim))
+
+
+def torch_lse_rows_cols_forward(
+    a: Tensor, b: Tensor, scale: Tensor, tile_r: int, tile_c: int
+) -> tuple[Tensor, Tensor]:
+    """``(row_lse (R,), col_lse (C,))`` of ``scale * a @ b.T`` in one walk over the tiles:
+    each tile's row LSE is merged into the rows' running LSE and its column LSE into the
+    columns' (no graph)."""
+    rows, cols = a.shape[0], b.shape[0]
+    row_lse = a.new_full((rows,), float("-inf"))
+    col_lse = a.new_full((cols,), float("-inf"))
+    with torch.no_grad():
+        for r0 in range(0, rows, tile_r):
+            scaled = a[r0 : r0 + tile_r] * scale
+            acc = row_lse[r0 : r0 + tile_r]
+            for c0 in range(0, cols, tile_c):
+                x = scaled @ b[c0 : c0 + tile_c].T
+                torch.logaddexp(acc, _tile_lse(x, 1), out=acc)
+                col = col_lse[c0 : c0 + tile_c]
+                torch.logaddexp(col, _tile_lse(x, 0), out=col)
+    return row_lse, col_lse
+
+
+def torch_lse_rows_cols_backward(
+    a: Tensor,
+    b: Tensor,
+    scale: Tensor,
+    row_lse: Tensor,
+    col_lse: Tensor,
+    grad_rows: Tensor,
+    grad_cols: Tensor,
+    tile_r: int,
+    tile_c: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of ``Σ_i g^r_i row_lse_i + Σ_j g^c_j col_lse_j``, recomputing each tile once:
+    W = g^r_i exp(x_ij - row_lse_i) + g^c_j exp(x_ij - col_lse_j), grad_a = scale·W @ b,
+    grad_b = scale·Wᵀ @ a, grad_scale = Σ W ∘ s (0-dim)."""
+    rows, cols = a.shape[0], b.shape[0]
+    grad_a = torch.zeros_like(a)
+    grad_b = torch.zeros_like(b)
+    grad_scale = a.new_zeros(())
+    with torch.no_grad():
+        for r0 in range(0, rows, tile_r):
+            r1 = min(r0 + tile_r, rows)
+            ar = a[r0:r1]
+            for c0 in range(0, cols, tile_c):
+                c1 = min(c0 + tile_c, cols)
+                x = (ar * scale) @ b[c0:c1].T
+                w = (x - row_lse[r0:r1, None]).exp_().mul_(grad_rows[r0:r1, None])
+                w += (x - col_lse[None, c0:c1]).exp_().mul_(grad_cols[None, c0:c1])
+                wb = w @ b[c0:c1]  # (tr, D)
+                grad_a[r0:r1] += wb * scale
+                grad_b[c0:c1].addmm_(w.T, ar, alpha=float(scale))
+                grad_scale += (ar * wb).sum()
+    return grad_a, grad_b, grad_scale
+
+
+class _TiledLSERowsCols(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, a: Tensor, b: Tensor, scale: Tensor, tile_r: int, tile_c: int
+    ) -> tuple[Tensor, Tensor]:
+        row_lse, col_lse = torch_lse_rows_cols_forward(a, b, scale, tile_r, tile_c)
+        ctx.save_for_backward(a, b, scale, row_lse, col_lse)
+        ctx.tiles = (tile_r, tile_c)
+        return row_lse, col_lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_rows: Tensor, grad_cols: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        a, b, scale, row_lse, col_lse = ctx.saved_tensors
+        grad_a, grad_b, grad_scale = torch_lse_rows_cols_backward(
+            a, b, scale, row_lse, col_lse, grad_rows, grad_cols, *ctx.tiles
+        )
+        need = ctx.needs_input_grad
+        return (
+            grad_a if need[0] else None,
+            grad_b if need[1] else None,
+            grad_scale if need[2] else None,
+            None,
+            None,
+        )
+
+
+def tiled_logsumexp_rows_cols(
+    a: Tensor,
+    b: Tensor,
+    scale: float | Tensor,
+    *,
+    tile: int | tuple[int, int] | None = None,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    r"""The row and the column log-sum-exps of ``scale * a @ b.T`` (CLIP's two directions)
+    without the (R x C) matrix, in one walk over the tiles forward and one backward:
+
+    .. math:: \mathrm{row}_i = \log\sum_j e^{x_{ij}},\quad
+              \mathrm{col}_j = \log\sum_i e^{x_{ij}},\quad x = \mathrm{scale}\,a b^\top
+
+    Three tile products in all (one forward, two backward) instead of the eight of two
+    :func:`tiled_logsumexp` calls. ``scale``: a number or a 0-dim tensor (may require
+    grad). On CUDA with the Triton kernels available (``backend="auto"``), it is two
+    :func:`tiled_logsumexp` calls (the kernels are one-sided). Returns ``((R,), (C,))``.
+    """
+    _check_choice(backend, BACKENDS, "backend", "tiled_logsumexp_rows_cols")
+    if isinstance(scale, Tensor) and scale.dim() != 0:
+        raise ValueError(
+            "tiled_logsumexp_rows_cols: scale must be a number or a 0-dim tensor, got shape "
+            f"{tuple(scale.shape)}"
+        )
+    if backend != "torch" and (
+        backend == "triton" or (a.is_cuda and a.dtype != torch.float64 and _triton() is not None)
+    ):
+        rows = tiled_logsumexp(a, b, scale, tile=tile, backend=backend)
+        return rows, tiled_logsumexp(b, a, scale, tile=tile, backend=backend)
+    _check_pair(a, b, "tiled_logsumexp_rows_cols")
+    tile_r, tile_c = _tiles(tile)
+    with torch.autocast(a.device.type, enabled=False):
+        if a.dtype not in (torch.float32, torch.float64):
+            a, b = a.float(), b.float()
+        scale_t = _scale_vector(scale, 1, a)[0]
+        if a.shape[0] == 0 or b.shape[0] == 0:
+            raise ValueError("tiled_logsumexp_rows_cols: a and b need at least one row each")
+        return _TiledLSERowsCols.apply(a.contiguous(), b.contiguous(), scale_t, tile_r, tile_c)
 
 
 def tiled_softmax_moment(
