@@ -24,7 +24,11 @@ from torch import Tensor
 
 import manyview
 from manyview.registry import Entry
-from manyview.testing_attention import fake_xformers, reference_xformers_ops
+from manyview.testing_attention import (
+    check_attention_option,
+    fake_xformers,
+    reference_xformers_ops,
+)
 from manyview.testing_distributed import check_distributed_equivalence
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "TeacherContractTests",
     "ViewContractTests",
     "build",
+    "check_attention_option",
     "check_distributed_equivalence",
     "check_encoder",
     "check_loss_bad_input",

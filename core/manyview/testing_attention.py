@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["fake_xformers", "reference_xformers_ops"]
+__all__ = ["check_attention_option", "fake_xformers", "reference_xformers_ops"]
 
 
 def reference_xformers_ops(device_types: tuple[str, ...] = ("cpu",)) -> SimpleNamespace:
@@ -76,3 +76,65 @@ def fake_xformers(monkeypatch: Any, device_types: tuple[str, ...] = ("cpu",)) ->
     monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (ops, None))
     monkeypatch.setattr(attn_mod, "_device_reason", lambda device: None)
     return ops
+
+
+def check_attention_option(
+    build: Any, inputs: Any, monkeypatch: Any, *, who: str, atol: float = 1e-5
+) -> None:
+    """The contract of an encoder's ``attention=`` option (``build(**kwargs)`` makes the
+    encoder, ``inputs`` is a batch it takes, ``who`` its registered name):
+
+    - ``attention="sdpa"`` is the default: the same state dict and the same outputs;
+    - where xformers cannot run (not installed; installed without its CUDA extensions),
+      ``attention="xformers"`` raises a ValueError naming ``who``, the reason and the fix;
+    - with xformers present (the :func:`fake_xformers` stand-in), the encoder loads the
+      default's state dict strictly, its outputs and gradients match, and the backend is used;
+    - an unknown backend name is a ValueError suggesting ``'sdpa'``.
+    """
+    import re
+
+    import pytest
+
+    import manyview.attention as attn_mod
+
+    def pair(**kwargs: Any) -> tuple[Any, Any]:
+        torch.manual_seed(0)
+        default = build()
+        torch.manual_seed(0)
+        other = build(**kwargs)
+        other.load_state_dict(default.state_dict())  # strict: the same keys and shapes
+        return default, other
+
+    default, sdpa = pair(attention="sdpa")
+    for train in (True, False):
+        default.train(train)
+        sdpa.train(train)
+        assert torch.equal(sdpa(inputs), default(inputs)), f"{who}: attention='sdpa' changed"
+    for reason in (attn_mod.NOT_INSTALLED, "xformers loaded without its CUDA extensions"):
+        with monkeypatch.context() as m:
+            m.setattr(attn_mod, "_load_xformers", lambda reason=reason: (None, reason))
+            with pytest.raises(ValueError, match=re.escape(reason)) as info:
+                build(attention="xformers")
+        message = str(info.value)
+        assert f"{who}: attention='xformers' is unavailable" in message, message
+        assert "Use attention='sdpa'" in message, message
+    with monkeypatch.context() as m:
+        ops = fake_xformers(m)
+        default, xf = pair(attention="xformers")
+        for enc in (default, xf):
+            enc.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(xf(inputs), default(inputs), atol=atol, rtol=atol)
+        assert ops.calls, f"{who}: attention='xformers' never called xformers"
+        grads = []
+        for enc in (default, xf):
+            enc.train()
+            enc.zero_grad()
+            torch.manual_seed(0)
+            enc(inputs).float().pow(2).sum().backward()
+            grads.append({k: p.grad for k, p in enc.named_parameters() if p.grad is not None})
+        assert grads[0].keys() == grads[1].keys()
+        for key, want in grads[0].items():
+            torch.testing.assert_close(grads[1][key], want, atol=20 * atol, rtol=20 * atol)
+    with pytest.raises(ValueError, match="did you mean 'sdpa'"):
+        build(attention="spda")

@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-import manyview
 import manyview.attention as attn_mod
 from manyview.attention import (
     MultiheadSelfAttention,
     use_attention_backend,
     xformers_unavailable_reason,
 )
+from manyview.testing import check_attention_option
 from manyview.testing_attention import reference_xformers_ops as _reference_ops
 from manyview_speech.encoders.logmel import LogMelEncoder, LogMelTransformerEncoder
 
@@ -69,20 +69,14 @@ def test_xformers_here_raises_the_reason() -> None:
     assert "Use attention='sdpa'" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "reason",
-    [
-        attn_mod.NOT_INSTALLED,
-        "xformers 0.0.35 loaded without its CUDA extensions (built for a different torch/CUDA: "
-        "it was built for torch 2.10.0+cu128 with CUDA 1208, this is torch 2.11.0+cu130)",
-    ],
-)
-def test_xformers_unavailable_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, reason: str
-) -> None:
-    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (None, reason))
-    with pytest.raises(ValueError, match=re.escape(reason) + r"\. Use attention='sdpa'"):
-        manyview.create("encoder", "logmel_transformer", attention="xformers")
+def test_the_attention_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """manyview.testing's shared check: sdpa default, clear errors, xformers path equal."""
+    check_attention_option(
+        lambda **kw: LogMelTransformerEncoder(32, channels=(16, 32), **kw),
+        LogMelTransformerEncoder(32, channels=(16, 32)).example_inputs(3),
+        monkeypatch,
+        who="logmel_transformer",
+    )
 
 
 def test_xformers_loaded_but_no_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 import manyview
 import manyview.attention as attn_mod
 from manyview.attention import MultiheadSelfAttention, xformers_unavailable_reason
+from manyview.testing import check_attention_option
 from manyview.testing_attention import reference_xformers_ops as _reference_ops
 from manyview_text.models import build_clip
 from manyview_text.text_encoder import OpenCLIPText
@@ -71,22 +72,14 @@ def test_xformers_here_raises_the_reason() -> None:
     assert "Use attention='sdpa'" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "reason",
-    [
-        attn_mod.NOT_INSTALLED,
-        "xformers 0.0.35 loaded without its CUDA extensions (built for a different torch/CUDA: "
-        "it was built for torch 2.10.0+cu128 with CUDA 1208, this is torch 2.11.0+cu130)",
-    ],
-)
-def test_xformers_unavailable_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, reason: str
-) -> None:
-    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (None, reason))
-    with pytest.raises(ValueError, match=re.escape(reason) + r"\. Use attention='sdpa'"):
-        OpenCLIPText(attention="xformers")
-    with pytest.raises(ValueError, match=re.escape(reason)):
-        OpenCLIPText.from_clip(build_clip("tiny"), attention="xformers")
+def test_the_attention_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """manyview.testing's shared check: sdpa default, clear errors, xformers path equal."""
+    check_attention_option(
+        lambda **kw: manyview.create("encoder", "open_clip_text", **kw),
+        TEXTS,
+        monkeypatch,
+        who="open_clip_text",
+    )
 
 
 def test_unknown_attention_suggests() -> None:
