@@ -6,16 +6,27 @@
 #   run(command="bash benchmarks/gpu_issue10.sh", carry=[".whl"], timeout_s=590)
 #
 # Wheels the device lacks go in .whl/ (ignored by git, carried): they are installed with
-# --no-deps into /tmp/site. The peers (lightly, pytorch-metric-learning, open_clip) are
-# optional: loss_speed.py leaves out a peer that does not import. Every step writes its
+# --no-deps into /tmp/site. The peers (lightly, pytorch-metric-learning, open_clip) come from
+# .whl/peers.tar.gz, made here with
+#   tar czf .whl/peers.tar.gz -C .venv/lib/python3.11/site-packages lightly \
+#     pytorch_metric_learning open_clip ftfy wcwidth timm huggingface_hub httpx2 httpcore2 h11 \
+#     anyio idna truststore filelock fsspec regex
+# and are optional: loss_speed.py leaves out a peer that does not import. Every step writes its
 # output under $OUT (what comes back), and a failing step does not stop the others.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT" /tmp/site
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python -m pip install -q --no-deps --target /tmp/site .whl/*.whl >"$OUT/pip.txt" 2>&1
-fi
-export PYTHONPATH=/tmp/site:$PWD/core:$PWD/modalities/manyview-speech/src:$PWD/modalities/manyview-text/src:$PWD/modalities/manyview-vision/src
+for wheel in .whl/*.whl; do  # one at a time: a wheel for another platform is skipped
+    [ -e "$wheel" ] && python -m pip install -q --no-deps --target /tmp/site "$wheel" >>"$OUT/pip.txt" 2>&1
+done
+# .whl/peers.tar.gz: the peers' pure-python packages (lightly, pytorch_metric_learning,
+# open_clip and what their loss modules import) from the project's venv (Python 3.11); last
+# on the path, so the device's own packages win where it has them.
+mkdir -p /tmp/peers
+[ -e .whl/peers.tar.gz ] && tar xzf .whl/peers.tar.gz -C /tmp/peers
+export PYTHONPATH=/tmp/site:$PWD/core:$PWD/modalities/manyview-speech/src:$PWD/modalities/manyview-text/src:$PWD/modalities/manyview-vision/src:/tmp/peers
+python -c "import sys; print(sys.version)" >"$OUT/python.txt" 2>&1
+python -c "import lightly.loss, pytorch_metric_learning.losses, open_clip.loss; print('peers import')" >>"$OUT/python.txt" 2>&1
 export MANYVIEW_DISABLE_PLUGINS=${MANYVIEW_DISABLE_PLUGINS:-}
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv >"$OUT/gpu.txt" 2>&1
 
