@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU run for issue 10 (one call of the device tool, about 6-8 minutes on an
-# H100): CUDA tests of the Triton kernels and attention backends, the kernel check and
+# The prepared GPU run for issue 10 (one call of the device tool; the steps' limits add up
+# to 575 s): CUDA tests of the Triton kernels and attention backends, the kernel check and
 # timings, manyview tiled vs dense vs the peers on CUDA, and mv_infonce with 1,048,576 rows.
 #
 #   run(command="bash benchmarks/gpu_issue10.sh", carry=[".whl"], timeout_s=590)
@@ -17,7 +17,7 @@ set -u
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT" /tmp/site
 for wheel in .whl/*.whl; do  # one at a time: a wheel for another platform is skipped
-    [ -e "$wheel" ] && python -m pip install -q --no-deps --target /tmp/site "$wheel" >>"$OUT/pip.txt" 2>&1
+    [ -e "$wheel" ] && python -m pip install -q --no-deps --target /tmp/site "$wheel" >>"$OUT/log.txt" 2>&1
 done
 # .whl/peers.tar.gz: the peers' pure-python packages (lightly, pytorch_metric_learning,
 # open_clip and what their loss modules import) from the project's venv (Python 3.11); last
@@ -25,22 +25,23 @@ done
 mkdir -p /tmp/peers
 [ -e .whl/peers.tar.gz ] && tar xzf .whl/peers.tar.gz -C /tmp/peers
 export PYTHONPATH=/tmp/site:$PWD/core:$PWD/modalities/manyview-speech/src:$PWD/modalities/manyview-text/src:$PWD/modalities/manyview-vision/src:/tmp/peers
-python -c "import sys; print(sys.version)" >"$OUT/python.txt" 2>&1
-python -c "import lightly.loss, pytorch_metric_learning.losses, open_clip.loss; print('peers import')" >>"$OUT/python.txt" 2>&1
+python -c "import sys; print(sys.version)" >>"$OUT/log.txt" 2>&1
+python -c "import lightly.loss, pytorch_metric_learning.losses, open_clip.loss; print('peers import')" >>"$OUT/log.txt" 2>&1
 export MANYVIEW_DISABLE_PLUGINS=${MANYVIEW_DISABLE_PLUGINS:-}
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv >"$OUT/gpu.txt" 2>&1
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv >>"$OUT/log.txt" 2>&1
 
-step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAME.txt
-    local name=$1 limit=$2
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to $OUT/log.txt
+    local name=$1 limit=$2 file="$OUT/log.txt"
     shift 2
-    echo "== $name ($(date +%T))" | tee -a "$OUT/steps.txt"
-    timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
-    echo "   exit $?" | tee -a "$OUT/steps.txt"
+    case $name in kernel_check | loss_speed) file="$OUT/$name.txt" ;; esac
+    echo "== $name ($(date +%T))" | tee -a "$OUT/log.txt"
+    timeout "$limit" "$@" >>"$file" 2>&1
+    echo "   $name: exit $?" | tee -a "$OUT/log.txt"
 }
 
-step cuda_tests 150 python -m pytest -q -x -p no:cacheprovider -m "cuda" \
+step cuda_tests 120 python -m pytest -q -x -p no:cacheprovider -m "cuda" \
     tests/core/losses/test_tiled_triton.py tests/core/test_attention.py
-step tiled_engine_cuda 60 python - <<'EOF'
+step tiled_engine_cuda 45 python - <<'EOF'
 import torch, manyview
 from manyview.losses import tiled
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -59,11 +60,11 @@ for name in ("infonce", "mv_infonce", "clip", "supcon", "mv_dhel", "dcl", "isogc
     grel = float((x2.grad - x1.grad).norm() / x1.grad.norm())
     print(f"{name}: value rel {rel:.2e}, grad rel {grel:.2e}, triton failures {tiled.TRITON_FAILURES}")
 EOF
-step kernel_check 200 python benchmarks/loss_speed_gpu_check.py
-step loss_speed 300 python benchmarks/loss_speed.py --device cuda --dims 128 256 \
-    --sizes 1024 4096 16384 32768 --memory-sizes 16384 32768 --repeats 10 \
+step kernel_check 150 python benchmarks/loss_speed_gpu_check.py
+step loss_speed 200 python benchmarks/loss_speed.py --device cuda --families infonce clip \
+    mv_infonce --dims 256 --sizes 4096 16384 32768 --memory-sizes 16384 --repeats 10 \
     --json "$OUT/loss_speed_cuda.json" --plot "$OUT/loss_speed_cuda.png"
-step million_rows 120 python - <<'EOF'
+step million_rows 60 python - <<'EOF'
 import time, torch, manyview
 torch.backends.cuda.matmul.allow_tf32 = True
 n, m, d = 262144, 4, 128  # N * M = 1,048,576 rows
@@ -77,4 +78,4 @@ torch.cuda.synchronize()
 print(f"mv_infonce N={n} M={m} D={d}: {time.perf_counter() - start:.2f} s forward+backward, "
       f"peak {(torch.cuda.max_memory_allocated() - base) / 2**30:.2f} GiB above the inputs")
 EOF
-echo "done $(date +%T)" >>"$OUT/steps.txt"
+echo "done $(date +%T)" >>"$OUT/log.txt"
