@@ -395,9 +395,35 @@ def plot(results: list[dict[str, Any]], where: str, path: str) -> None:
                     for r in pick
                     if r["impl"] == impl and r["d"] == d and isinstance(r["value"], float | int)
                 )
+                scale = 1e3 if kind == "time" else 1 / 2**20
+                line = None
                 if pts:
-                    scale = 1e3 if kind == "time" else 1 / 2**20
-                    ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], "o-", label=impl)
+                    (line,) = ax.plot(
+                        [p[0] for p in pts], [p[1] * scale for p in pts], "o-", label=impl
+                    )
+                ooms = sorted(
+                    r["n"]
+                    for r in pick
+                    if r["impl"] == impl and r["d"] == d and r["value"] == "OOM"
+                )
+                if kind == "memory" and ooms:  # did not fit: a cross on the limit
+                    ax.plot(
+                        ooms,
+                        [MEMORY_LIMIT * scale] * len(ooms),
+                        "x",
+                        ms=9,
+                        color=line.get_color() if line else None,
+                        label=None if line else f"{impl} (OOM)",
+                    )
+            if kind == "memory":
+                ax.axhline(MEMORY_LIMIT / 2**20, ls="--", lw=0.8, color="0.5")
+                ax.text(
+                    ax.get_xlim()[0],
+                    MEMORY_LIMIT / 2**20,
+                    " 16 GiB limit (x: OOM)",
+                    fontsize=6,
+                    va="bottom",
+                )
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel("N")
