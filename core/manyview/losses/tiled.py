@@ -326,15 +326,16 @@ def check_engine(engine: Any, who: str = "loss") -> str:
     return _check_choice(engine, ENGINES, "engine", who)
 
 
-def use_tiled(engine: str, entries: int) -> bool:
+def use_tiled(engine: str, entries: int, *, threshold_factor: float = 1.0) -> bool:
     """Whether a loss with this ``engine`` tiles a dense logits matrix of ``entries``
     entries: always for ``"tiled"``, never for ``"dense"``, and for ``"auto"`` above
-    :data:`TILED_MIN_ENTRIES` (read at call time)."""
+    ``threshold_factor`` x :data:`TILED_MIN_ENTRIES` (read at call time; a loss whose tiled
+    form wins earlier, as CLIP's one-walk form does, passes a factor below 1)."""
     if engine == "tiled":
         return True
     if engine == "dense":
         return False
-    return entries > TILED_MIN_ENTRIES
+    return entries > TILED_MIN_ENTRIES * threshold_factor
 
 
 def _tiles(tile: int | tuple[int, int] | None) -> tuple[int, int]:

@@ -661,3 +661,19 @@ def test_rows_and_columns_float32_and_gradcheck() -> None:
         tiled.tiled_logsumexp_rows_cols(a32, b32, torch.ones(9))
     with pytest.raises(ValueError, match="same feature size"):
         tiled.tiled_logsumexp_rows_cols(a32, b32[:, :3], 1.0)
+
+
+def test_clip_tiles_from_a_quarter_of_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLIP's one-walk tiled form wins earlier: auto tiles above TILED_MIN_ENTRIES / 4."""
+    calls = _count_tiled_calls(monkeypatch)
+    views = torch.randn(16, 2, 4)  # 16 x 16 = 256 logits
+    loss = manyview.create("loss", "clip")
+    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 4 * 256)
+    loss(views)
+    assert calls[0] == 0
+    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 4 * 255)
+    loss(views)
+    assert calls[0] == 1
+    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 2048 * 2048)  # the default
+    assert not tiled.use_tiled("auto", 1024**2, threshold_factor=0.25)
+    assert tiled.use_tiled("auto", 1024**2 + 1, threshold_factor=0.25)
