@@ -220,6 +220,33 @@ def mean_across_ranks(value: float) -> float:
     return float(t.item()) / dist.get_world_size()
 
 
+def broadcast_from_rank0(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (what DDP does when it wraps a
+    module), so ranks seeded differently start from one model."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def average_gradients(params: list[torch.Tensor]) -> None:
+    """Replace every parameter's ``.grad`` by its mean over the ranks (what DDP's all-reduce
+    does), in one flattened all-reduce; a missing ``.grad`` counts as zeros. Nothing happens
+    without a process group."""
+    if not is_distributed() or not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    start = 0
+    for p, g in zip(params, grads, strict=True):
+        size = g.numel()
+        p.grad = flat[start : start + size].view_as(p).clone()
+        start += size
+
+
 def all_ranks_true(flag: bool) -> bool:
     """Whether ``flag`` holds on every rank (so that all ranks skip a step together)."""
     if not is_distributed():

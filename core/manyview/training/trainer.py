@@ -137,17 +137,13 @@ class Trainer:
                     f"[run] gradcache_chunk: recipe {self.config['run']['recipe']!r} does not "
                     'support GradCache (the "contrastive" recipe does); set gradcache_chunk = 0'
                 )
-            if self.ctx.world_size > 1:
-                raise ConfigError(
-                    "[run] gradcache_chunk: GradCache in the trainer runs in one process for "
-                    "now; under torchrun set gradcache_chunk = 0 (or use "
-                    "manyview.training.gradcache.GradCache in your own loop)"
-                )
             step_gradcache = self.recipe.step_gradcache
             self.forward = lambda batch, generator: step_gradcache(
                 batch, generator, chunk_size=chunk, loss_scale=1.0 / self.run["grad_accum"]
             )
-        if self.ctx.world_size > 1:
+        if self.ctx.world_size > 1 and chunk:  # no DDP: start every rank from rank 0's model
+            distributed.broadcast_from_rank0(self.recipe)
+        if self.ctx.world_size > 1 and not chunk:  # GradCache averages the gradients itself
             ddp = torch.nn.parallel.DistributedDataParallel(
                 _StepModule(self.recipe),
                 device_ids=[self.device] if self.device.type == "cuda" else None,
@@ -354,6 +350,8 @@ class Trainer:
                 last, components = out, out.components
                 window_samples += _batch_size(batch) * self.ctx.world_size
             if finite:
+                if cached and self.ctx.world_size > 1:  # no DDP wrapper: average as DDP would
+                    distributed.average_gradients(self.recipe.trainable())
                 if run["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.recipe.trainable(), run["grad_clip"])
                 self.optimizer.step()

@@ -134,10 +134,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_trainer_on_two_ranks_matches_one_process_on_the_global_batch(tmp_path: Path):
+@pytest.mark.parametrize("gradcache", [False, True], ids=["ddp", "gradcache"])
+def test_trainer_on_two_ranks_matches_one_process_on_the_global_batch(
+    tmp_path: Path, gradcache: bool
+):
+    """Also with [run] gradcache_chunk: no DDP wrapper, the gradients averaged by hand."""
     per_rank = 8
     two = tmp_path / "two.toml"
-    two.write_text(CONFIG.format(batch_size=per_rank))
+    text = CONFIG.format(batch_size=per_rank)
+    if gradcache:
+        text = text.replace("keep_checkpoints = 2", "keep_checkpoints = 2\ngradcache_chunk = 3")
+    two.write_text(text)
     one = tmp_path / "one.toml"
     one.write_text(CONFIG.format(batch_size=2 * per_rank))
     out = tmp_path / "ranks"
