@@ -205,16 +205,18 @@ def global_batch() -> Iterator[None]:
         _mode, _global_batch = previous
 
 
+def _collective_device() -> torch.device:
+    """Where small control tensors for a collective live: the current GPU under NCCL."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def mean_across_ranks(value: float) -> float:
     """The mean of a Python number over all ranks (the value itself without a process group)."""
     if not is_distributed():
         return float(value)
-    backend = dist.get_backend()
-    device = (
-        torch.device("cuda", torch.cuda.current_device())
-        if backend == "nccl"
-        else torch.device("cpu")
-    )
+    device = _collective_device()
     t = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
@@ -251,12 +253,7 @@ def all_ranks_true(flag: bool) -> bool:
     """Whether ``flag`` holds on every rank (so that all ranks skip a step together)."""
     if not is_distributed():
         return bool(flag)
-    backend = dist.get_backend()
-    device = (
-        torch.device("cuda", torch.cuda.current_device())
-        if backend == "nccl"
-        else torch.device("cpu")
-    )
+    device = _collective_device()
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())

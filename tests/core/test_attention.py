@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import manyview.attention as attn_mod
+import manyview.testing_attention as testing_attention
 from manyview.attention import (
     BACKENDS,
     MultiheadSelfAttention,
@@ -31,7 +32,6 @@ from manyview.attention import (
     use_attention_backend,
     xformers_unavailable_reason,
 )
-from manyview.testing_attention import reference_xformers_ops as _reference_xformers_ops
 
 E, H, N, T = 16, 4, 3, 7
 XFORMERS_CUDA = xformers_unavailable_reason("cuda")
@@ -106,11 +106,8 @@ MASK_KINDS = [
 
 @pytest.fixture
 def fake_xformers(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """The "xformers" backend runnable on the CPU through the reference ops above."""
-    ops = _reference_xformers_ops()
-    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (ops, None))
-    monkeypatch.setattr(attn_mod, "_device_reason", lambda device: None)
-    return ops
+    """The "xformers" backend runnable on the CPU (manyview.testing's stand-in)."""
+    return testing_attention.fake_xformers(monkeypatch)
 
 
 @pytest.fixture

@@ -85,6 +85,13 @@ def _masks(
     return lambda ri, ci: rows[ri][0] <= cols[ci][1] and cols[ci][0] <= rows[ri][1]
 
 
+def _tile_lse(x: Tensor, dim: int) -> Tensor:
+    """logsumexp of a tile along ``dim``, overwriting ``x``; -inf where every entry is."""
+    top = x.amax(dim=dim, keepdim=True)
+    shift = torch.where(torch.isfinite(top), top, 0.0)
+    return x.sub_(shift).exp_().sum(dim=dim).log_().add_(shift.squeeze(dim))
+
+
 def torch_lse_forward(
     a: Tensor,
     b: Tensor,
@@ -121,10 +128,7 @@ def torch_lse_forward(
                 if overlaps(ri, ci):
                     drop = row_ids[r0:r1, None] == col_ids[None, c0:c1]  # type: ignore[index]
                     x.masked_fill_(drop, float("-inf"))
-                top = x.amax(dim=1)
-                shift = torch.where(torch.isfinite(top), top, 0.0)
-                tile_lse = x.sub_(shift[:, None]).exp_().sum(dim=1).log_().add_(shift)
-                torch.logaddexp(acc, tile_lse, out=acc)
+                torch.logaddexp(acc, _tile_lse(x, 1), out=acc)
     return lse
 
 
@@ -506,12 +510,6 @@ def tiled_logsumexp(
 # --------------------------------------------------------------------------------------------
 
 
-def _tile_lse(x: Tensor, dim: int) -> Tensor:
-    """logsumexp of a tile along ``dim`` (no -inf entries here: no ids)."""
-    top = x.amax(dim=dim, keepdim=True)
-    return (x - top).exp_().sum(dim=dim).log_().add_(top.squeeze(dim))
-
-
 def torch_lse_rows_cols_forward(
     a: Tensor, b: Tensor, scale: Tensor, tile_r: int, tile_c: int
 ) -> tuple[Tensor, Tensor]:
@@ -527,7 +525,7 @@ def torch_lse_rows_cols_forward(
             acc = row_lse[r0 : r0 + tile_r]
             for c0 in range(0, cols, tile_c):
                 x = scaled @ b[c0 : c0 + tile_c].T
-                torch.logaddexp(acc, _tile_lse(x, 1), out=acc)
+                torch.logaddexp(acc, _tile_lse(x.clone(), 1), out=acc)  # x is needed again
                 col = col_lse[c0 : c0 + tile_c]
                 torch.logaddexp(col, _tile_lse(x, 0), out=col)
     return row_lse, col_lse

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import manyview.attention as attn_mod
+import manyview.testing_attention as testing_attention
 from manyview.attention import (
     MultiheadSelfAttention,
     use_attention_backend,
@@ -28,10 +29,8 @@ from manyview_speech.encoders.logmel import LogMelEncoder, LogMelTransformerEnco
 
 @pytest.fixture
 def fake_xformers(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    ops = _reference_ops()
-    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (ops, None))
-    monkeypatch.setattr(attn_mod, "_device_reason", lambda device: None)
-    return ops
+    """The "xformers" backend runnable on the CPU (manyview.testing's stand-in)."""
+    return testing_attention.fake_xformers(monkeypatch)
 
 
 def _pair(**kwargs: Any) -> tuple[nn.Module, nn.Module]:

@@ -17,10 +17,9 @@ import torch
 from torch import Tensor, nn
 
 import manyview
-import manyview.attention as attn_mod
+import manyview.testing_attention as testing_attention
 from manyview.attention import MultiheadSelfAttention, xformers_unavailable_reason
 from manyview.testing import check_attention_option
-from manyview.testing_attention import reference_xformers_ops as _reference_ops
 from manyview_text.models import build_clip
 from manyview_text.text_encoder import OpenCLIPText
 
@@ -29,10 +28,8 @@ TEXTS = ["a photo of the digit seven", "the spoken word three", "a dog"]
 
 @pytest.fixture
 def fake_xformers(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    ops = _reference_ops()
-    monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (ops, None))
-    monkeypatch.setattr(attn_mod, "_device_reason", lambda device: None)
-    return ops
+    """The "xformers" backend runnable on the CPU (manyview.testing's stand-in)."""
+    return testing_attention.fake_xformers(monkeypatch)
 
 
 def _pair(**kwargs: Any) -> tuple[OpenCLIPText, OpenCLIPText]:
