@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -299,6 +300,13 @@ def with_fallback(kernel: Callable[..., Any], reference: Callable[..., Any]) -> 
     return run
 
 
+def _kernel_device(t: Tensor) -> bool:
+    """Whether ``t`` is where the Triton kernels run: CUDA, or any device while triton
+    interprets kernels on the CPU (``TRITON_INTERPRET=1``, how the tests run them without a
+    GPU). Checked before :func:`_triton` so that CPU runs never import triton."""
+    return t.is_cuda or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def _triton() -> Any | None:
     """``manyview.losses.tiled_triton`` if it imports and reports ``available()``."""
     try:
@@ -468,12 +476,12 @@ def tiled_logsumexp(
     # float64: float64 stays on the PyTorch tiles.
     wide = a.dtype == torch.float64
     kernels = None
-    if backend == "triton" or (backend == "auto" and a.is_cuda and not wide):
+    if backend == "triton" or (backend == "auto" and _kernel_device(a) and not wide):
         kernels = _triton()
-        if backend == "triton" and (kernels is None or not a.is_cuda or wide):
+        if backend == "triton" and (kernels is None or not kernels.takes(a) or wide):
             why = (
                 "the inputs are not on CUDA"
-                if not a.is_cuda
+                if not _kernel_device(a)
                 else "the kernels take float32, not float64"
                 if wide
                 else "it is not available"
@@ -618,7 +626,8 @@ def tiled_logsumexp_rows_cols(
             f"{tuple(scale.shape)}"
         )
     if backend != "torch" and (
-        backend == "triton" or (a.is_cuda and a.dtype != torch.float64 and _triton() is not None)
+        backend == "triton"
+        or (_kernel_device(a) and a.dtype != torch.float64 and _triton() is not None)
     ):
         rows = tiled_logsumexp(a, b, scale, tile=tile, backend=backend)
         return rows, tiled_logsumexp(b, a, scale, tile=tile, backend=backend)

@@ -63,6 +63,7 @@ the tests check them without a GPU.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,17 +79,29 @@ except Exception:  # pragma: no cover - depends on the install
     tl = None  # type: ignore[assignment]
     OutOfResources = RuntimeError  # type: ignore[assignment,misc]
 
-__all__ = ["available", "triton_lse_backward", "triton_lse_forward"]
+__all__ = ["available", "interpreted", "takes", "triton_lse_backward", "triton_lse_forward"]
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+def interpreted() -> bool:
+    """True when triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` was set
+    before triton was imported): the kernels then take CPU tensors."""
+    return triton is not None and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def available() -> bool:
-    """True when triton imports and a CUDA device is present (never raises)."""
+    """True when triton imports and a CUDA device is present, or triton interprets kernels on
+    the CPU (:func:`interpreted`); never raises."""
     try:
-        return triton is not None and bool(torch.cuda.is_available())
+        return triton is not None and (interpreted() or bool(torch.cuda.is_available()))
     except Exception:
         return False
+
+
+def takes(t: Tensor) -> bool:
+    """Whether the kernels can run on ``t``'s device: CUDA, or the CPU when interpreted."""
+    return t.is_cuda or (t.device.type == "cpu" and interpreted())
 
 
 if triton is not None:

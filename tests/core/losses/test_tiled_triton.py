@@ -77,7 +77,7 @@ def test_bad_input_is_rejected_before_any_launch():
 # ----------------------------------------------------------------------------------------------
 # Triton interpreter on CPU (checks the kernels' logic without a GPU)
 
-_INTERPRETER_SCRIPT = """
+_INTERPRETER_PRELUDE = """
 import os
 import sys
 import time
@@ -95,7 +95,11 @@ if hasattr(_ti, "_patch_lang_tensor"):
         scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(())))
 
     _ti._patch_lang_tensor = _patched
+"""
 
+_INTERPRETER_SCRIPT = (
+    _INTERPRETER_PRELUDE
+    + """
 import torch
 from torch import Tensor
 
@@ -152,6 +156,7 @@ for dtype, cfg, ids, split in CASES:
     print(dtype, cfg.resident, ids, split, ["%.1e" % e for e in errs])
 print("OK %.1fs" % (time.time() - t0))
 """
+)
 
 
 @pytest.mark.slow
@@ -164,6 +169,74 @@ def test_kernels_in_the_triton_interpreter(run_python):
     result = run_python("-c", script, env={"TRITON_INTERPRET": "1"}, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
+
+
+_INTERPRETER_LOSSES_SCRIPT = (
+    _INTERPRETER_PRELUDE
+    + """
+import inspect
+
+import torch
+
+import manyview
+from manyview.losses import tiled, tiled_triton as tt
+from manyview.testing import build
+
+assert tt.available() and tt.takes(torch.zeros(1)), "the interpreter should take CPU tensors"
+torch.backends.cuda.matmul.allow_tf32 = TF32  # the tf32 (default) or the exact-float32 configs
+calls = {"forward": 0, "backward": 0}
+for kind in calls:
+    kernel = getattr(tt, f"triton_lse_{kind}")
+
+    def counted(*args, kernel=kernel, kind=kind):
+        calls[kind] += 1
+        return kernel(*args)
+
+    setattr(tt, f"triton_lse_{kind}", counted)
+
+gen = torch.Generator().manual_seed(0)
+checked = []
+for name in manyview.available("loss"):
+    if "engine" not in inspect.signature(manyview.entry("loss", name).load()).parameters:
+        continue
+    extra = {"base": "infonce"} if name == "pwe" else {}  # a base by name can take an engine
+    dense = build("loss", name, engine="dense", **extra)
+    # N = 50 instances: 100 to 200 rows, so the default 128 x 64 blocks have ragged edges
+    views, inputs = dense.example_inputs(50, d=24, generator=gen)
+    out = {}
+    for engine in ("dense", "tiled"):
+        loss = build("loss", name, engine=engine, **extra)
+        before = dict(calls)
+        x = views.clone().requires_grad_()
+        value = loss(x, **inputs)
+        value.backward()
+        ran = {k: calls[k] - before[k] for k in calls}
+        assert (min(ran.values()) > 0) == (engine == "tiled"), (name, engine, ran)
+        out[engine] = value.detach(), x.grad
+    assert not tiled.TRITON_FAILURES, tiled.TRITON_FAILURES  # no silent fallback
+    # the interpreter's products are float32 whatever the precision flag: float32 rounding
+    errs = [((u - w).abs().max() / w.abs().max()).item() for u, w in zip(*out.values())]
+    assert max(errs) < 1e-5, (name, errs)
+    checked.append(name)
+    print(name, ["%.1e" % e for e in errs])
+print("OK", sorted(checked), calls)
+"""
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton")
+@pytest.mark.parametrize("tf32", [True, False], ids=["tf32-configs", "exact-configs"])
+def test_every_tiled_loss_through_the_kernels_in_the_interpreter(run_python, tf32):
+    """Every registered loss with an ``engine`` option, ``engine="tiled"`` with the Triton
+    kernels (the default launch configs, run in Triton's CPU interpreter, through the same
+    dispatch as on CUDA) against ``engine="dense"``: value and gradient, float32."""
+    script = _INTERPRETER_LOSSES_SCRIPT.replace("TF32", str(tf32))
+    result = run_python("-c", script, env={"TRITON_INTERPRET": "1"}, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+    for name in ("infonce", "clip", "mv_infonce", "mv_dhel", "supcon", "isogclr", "pwe"):
+        assert repr(name) in result.stdout
 
 
 # ----------------------------------------------------------------------------------------------
