@@ -232,6 +232,17 @@ def broadcast_from_rank0(module: torch.nn.Module) -> None:
             dist.broadcast(t.data, src=0)
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics, loss state) to every rank, in
+    place: what DDP (``broadcast_buffers=True``) does before each forward. Nothing happens
+    without a process group or without buffers."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for t in module.buffers():
+            dist.broadcast(t.data, src=0)
+
+
 def average_gradients(params: list[torch.Tensor]) -> None:
     """Replace every parameter's ``.grad`` by its mean over the ranks (what DDP's all-reduce
     does), in one flattened all-reduce; a missing ``.grad`` counts as zeros. Nothing happens

@@ -333,6 +333,8 @@ class Trainer:
             for _ in range(accum):
                 batch = next(batches)
                 self.batches_consumed += 1
+                if cached and self.ctx.world_size > 1:  # as DDP does before each forward
+                    distributed.broadcast_buffers(self.recipe)
                 try:
                     with autocast, distributed.gather_mode(mode):
                         out = self.forward(batch, self.generator)

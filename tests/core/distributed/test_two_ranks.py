@@ -191,3 +191,54 @@ def test_trainer_on_two_ranks_matches_one_process_on_the_global_batch(
     for key in ("1.tau", "1.log_u"):  # isogclr's state: the same update as one process
         assert torch.allclose(state_a["losses"][key], state_b["losses"][key], atol=1e-4), key
     assert state_a["step"] == 4 and state_a["batches_consumed"] == 4
+
+
+_BUFFERS_SCRIPT = """
+import torch
+import torch.distributed as dist
+
+from manyview import distributed
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(rank)
+bn = torch.nn.BatchNorm1d(3)
+with torch.no_grad():
+    bn.weight.fill_(rank + 1.0)
+bn(torch.randn(5, 3) * (rank + 1))  # running statistics differ between the ranks
+ours = torch.cat([bn.running_mean, bn.running_var])
+distributed.broadcast_buffers(bn)
+state = torch.cat([bn.running_mean, bn.running_var, bn.num_batches_tracked.float()[None]])
+every = [torch.zeros_like(state) for _ in range(2)]
+dist.all_gather(every, state)
+assert torch.equal(every[0], every[1]), every  # rank 0's buffers everywhere
+assert torch.equal(state[:6], ours) == (rank == 0)
+assert torch.equal(bn.weight, torch.full((3,), rank + 1.0))  # parameters untouched
+dist.destroy_process_group()
+print("OK", rank)
+"""
+
+
+def test_broadcast_buffers_copies_rank0s_buffers_only():
+    """GradCache under torchrun has no DDP wrapper: the trainer copies rank 0's buffers
+    (BatchNorm running statistics) to every rank before each forward, as DDP does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYVIEW_")}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUFFERS_SCRIPT],
+            env={**env, "RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, p in enumerate(procs):
+        assert p.returncode == 0 and f"OK {rank}" in logs[rank], logs[rank]
