@@ -38,15 +38,18 @@ def other_instance_lse(
         lse = view_major_lse(z, 1.0 / temperature, offset=offset, count=count, exclude="instance")
         return lse.view(m, count).T
     flat = view_major(z)
-    inst = torch.arange(n, device=z.device).repeat(m)
     if count is None or (offset == 0 and count == n):
-        count, rows, row_inst = n, flat, inst
+        count, rows = n, flat
     else:
         rows = view_major(z[offset : offset + count])
-        row_inst = torch.arange(offset, offset + count, device=z.device).repeat(m)
-    logits = rows @ flat.T / temperature
-    same = row_inst[:, None] == inst[None, :]
-    return logits.masked_fill(same, float("-inf")).logsumexp(dim=1).view(m, count).T
+    # the scale on the (M·count, D) side and the M own-instance entries of each row set in
+    # place by index: one (M·count, MN) matrix, no mask of that size
+    logits = (rows / temperature) @ flat.T
+    row_inst = torch.arange(offset, offset + count, device=z.device).repeat(m)
+    own = row_inst[:, None] + n * torch.arange(m, device=z.device)  # (M·count, M) columns
+    which = torch.arange(m * count, device=z.device)[:, None].expand(-1, m)
+    logits.index_put_((which, own), logits.new_tensor(float("-inf")))
+    return logits.logsumexp(dim=1).view(m, count).T
 
 
 class PolyViewContrastive(MultiViewLoss):
