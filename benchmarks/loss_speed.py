@@ -149,9 +149,10 @@ def implementations(family: str) -> dict[str, Callable[[dict[str, Any]], Callabl
 
 
 def flops(family: str, n: int, d: int) -> float:
-    """6·R·C·D for the similarity products of a forward + backward (see the module doc)."""
+    """6·R·C·D for the similarity products of a forward + backward (see the module doc).
+    CLIP's two directions are the rows and the columns of one N x N matrix: 6·N²·D."""
     if family == "clip":
-        return 2 * 6.0 * n * n * d  # rows and columns
+        return 6.0 * n * n * d
     m = 4 if family == "mv_infonce" else 2
     return 6.0 * (m * n) ** 2 * d
 
@@ -311,11 +312,17 @@ def main() -> None:
     parser.add_argument(
         "--plot-from", nargs="+", metavar="JSON", help="only plot earlier --json results"
     )
+    parser.add_argument(
+        "--tables-from", metavar="JSON", help="only print the tables of an earlier --json run"
+    )
     args = parser.parse_args()
     if args.plot_from:
         runs = [json.loads(Path(path).read_text()) for path in args.plot_from]
         results = [r for run in runs for r in run["results"]]
         plot(results, runs[0]["device"], args.plot or "loss_speed.png")
+        return
+    if args.tables_from:
+        print_tables(json.loads(Path(args.tables_from).read_text()))
         return
     device = args.device
     if not device.startswith("cuda"):  # a peer that needs more fails here, not the machine
@@ -374,6 +381,34 @@ def main() -> None:
             json.dump({"device": where, "matmul_tflops": rate, "results": results}, fh, indent=1)
     if args.plot:
         plot(results, where, args.plot)
+
+
+def print_tables(run: dict[str, Any]) -> None:
+    """The markdown tables of a ``--json`` file (percentages from its recorded rate)."""
+    results, rate = run["results"], run["matmul_tflops"]
+    print(f"# {run['device']}; matrix products: {rate:.2f} TFLOP/s measured\n")
+    for family, d in dict.fromkeys((r["family"], r["d"]) for r in results):
+        for kind in ("time", "memory"):
+            pick = [r for r in results if (r["family"], r["d"], r["kind"]) == (family, d, kind)]
+            if not pick:
+                continue
+            names = list(dict.fromkeys(r["impl"] for r in pick))
+            what = (
+                "forward + backward (% of the matrix-product rate)"
+                if kind == "time"
+                else "peak memory of forward + backward above the inputs"
+            )
+            print(f"## {family}, D = {d}: {what}\n")
+            print("| N | " + " | ".join(names) + " |")
+            print("|---:|" + "---:|" * len(names))
+            for n in dict.fromkeys(r["n"] for r in pick):
+                row = {r["impl"]: r["value"] for r in pick if r["n"] == n}
+                if kind == "time":
+                    cells = [_cell_time(row.get(k), flops(family, n, d), rate) for k in names]
+                else:
+                    cells = [_cell_mem(row.get(k, "-")) for k in names]
+                print(f"| {n} | " + " | ".join(cells) + " |")
+            print()
 
 
 def plot(results: list[dict[str, Any]], where: str, path: str) -> None:

@@ -18,6 +18,9 @@ from manyview.losses.tiled import (
     use_tiled,
 )
 
+TILED_FACTOR = 0.125
+"""``engine="auto"`` tiles CLIP above ``TILED_FACTOR * TILED_MIN_ENTRIES`` logits (N > 724)."""
+
 
 class CLIPLoss(MultiViewLoss):
     r"""Symmetric InfoNCE between two modalities: ½[CE(rows) + CE(columns)].
@@ -35,8 +38,8 @@ class CLIPLoss(MultiViewLoss):
         normalize: L2-normalise the embeddings first.
         engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
             from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
-            ``"auto"`` (default: tiled above a quarter of
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits, N > 1024).
+            ``"auto"`` (default: tiled above an eighth of
+            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits, N > 724).
 
     The tiled form takes the row and the column LSEs of each tile in one walk
     (:func:`~manyview.losses.tiled.tiled_logsumexp_rows_cols`: three tile products in all);
@@ -95,10 +98,10 @@ class CLIPLoss(MultiViewLoss):
             scale = math.exp(self.logit_scale)
         n = z.shape[0]
         whole = offset == 0 and count == n
-        # the one-walk tiled form beats the dense one from N ~ 1024 on the 2-core CPU
-        # (11.6 vs 14.9 ms at N = 1024, D = 128; docs/benchmarks.md): a quarter of the
-        # threshold the one-sided losses use
-        if use_tiled(self.engine, n * n if whole else 2 * count * n, threshold_factor=0.25):
+        # the one-walk tiled form beats the dense one from N ~ 768 on the 2-core CPU
+        # (D = 128: 6.6 vs 6.9 ms at N = 768, 12.9 vs 19.2 ms at N = 1024, 3.8 ms both at
+        # N = 512; docs/benchmarks.md): an eighth of the one-sided losses' threshold
+        if use_tiled(self.engine, n * n if whole else 2 * count * n, threshold_factor=TILED_FACTOR):
             u, v = z[:, 0], z[:, 1]
             u_a, v_a = (u, v) if whole else (u[offset : offset + count], v[offset : offset + count])
             positive = scale * (u_a * v_a).sum(dim=-1)  # (count,) the matching pairs' logits

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import manyview
-from manyview.losses import tiled
+from manyview.losses import clip, tiled
 from manyview.losses.tiled import tiled_logsumexp
 
 # --------------------------------------------------------------------------------------------
@@ -663,17 +663,18 @@ def test_rows_and_columns_float32_and_gradcheck() -> None:
         tiled.tiled_logsumexp_rows_cols(a32, b32[:, :3], 1.0)
 
 
-def test_clip_tiles_from_a_quarter_of_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CLIP's one-walk tiled form wins earlier: auto tiles above TILED_MIN_ENTRIES / 4."""
+def test_clip_tiles_from_an_eighth_of_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLIP's one-walk tiled form wins earlier: auto tiles above TILED_MIN_ENTRIES / 8, so
+    from N = 725 with the default threshold."""
     calls = _count_tiled_calls(monkeypatch)
     views = torch.randn(16, 2, 4)  # 16 x 16 = 256 logits
     loss = manyview.create("loss", "clip")
-    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 4 * 256)
+    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 8 * 256)
     loss(views)
     assert calls[0] == 0
-    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 4 * 255)
+    monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 8 * 255)
     loss(views)
     assert calls[0] == 1
     monkeypatch.setattr(tiled, "TILED_MIN_ENTRIES", 2048 * 2048)  # the default
-    assert not tiled.use_tiled("auto", 1024**2, threshold_factor=0.25)
-    assert tiled.use_tiled("auto", 1024**2 + 1, threshold_factor=0.25)
+    assert not tiled.use_tiled("auto", 724**2, threshold_factor=clip.TILED_FACTOR)
+    assert tiled.use_tiled("auto", 725**2, threshold_factor=clip.TILED_FACTOR)
