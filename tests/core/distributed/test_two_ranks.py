@@ -134,6 +134,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _run_two_ranks(args: list[str], timeout: float) -> list[str]:
+    """Run ``python ARGS`` as ranks 0 and 1 of a gloo group on 127.0.0.1 (torchrun's
+    environment variables); every rank must exit 0. Returns their outputs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYVIEW_")}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *args],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, p in enumerate(procs):
+        assert p.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
+    return logs
+
+
 @pytest.mark.parametrize("gradcache", [False, True], ids=["ddp", "gradcache"])
 def test_trainer_on_two_ranks_matches_one_process_on_the_global_batch(
     tmp_path: Path, gradcache: bool
@@ -148,26 +174,7 @@ def test_trainer_on_two_ranks_matches_one_process_on_the_global_batch(
     one = tmp_path / "one.toml"
     one.write_text(CONFIG.format(batch_size=2 * per_rank))
     out = tmp_path / "ranks"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYVIEW_")}
-    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "manyview", "train", str(two), "--out", str(out)],
-            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    try:
-        logs = [p.communicate(timeout=300)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for rank, p in enumerate(procs):
-        assert p.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
+    _run_two_ranks(["-m", "manyview", "train", str(two), "--out", str(out)], timeout=300)
 
     # rank 0 alone writes: one metrics line per logging step, one set of checkpoints
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -222,23 +229,5 @@ print("OK", rank)
 def test_broadcast_buffers_copies_rank0s_buffers_only():
     """GradCache under torchrun has no DDP wrapper: the trainer copies rank 0's buffers
     (BatchNorm running statistics) to every rank before each forward, as DDP does."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYVIEW_")}
-    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _BUFFERS_SCRIPT],
-            env={**env, "RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    try:
-        logs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for rank, p in enumerate(procs):
-        assert p.returncode == 0 and f"OK {rank}" in logs[rank], logs[rank]
+    logs = _run_two_ranks(["-c", _BUFFERS_SCRIPT], timeout=120)
+    assert [f"OK {rank}" in log for rank, log in enumerate(logs)] == [True, True], logs
