@@ -29,7 +29,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
@@ -38,7 +37,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loss_speed import MEMORY_LIMIT, _cell_mem, _status_bytes
+from loss_speed import MEMORY_LIMIT, _cell_mem, _status_bytes, run_child
 
 TOKENS, FEATURES, WIDTH, OUT = 32, 64, 128, 128
 
@@ -118,17 +117,7 @@ def measure(method: str, n: int, chunk: int, repeats: int) -> dict[str, Any]:
 
 
 def _measure_once(method: str, n: int, chunk: int) -> dict[str, Any]:
-    code = (
-        f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-        f"import gradcache_memory as g; g._child({method!r}, {n}, {chunk})"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        oom = "memory" in tail.lower() or proc.returncode < 0
-        return {"error": "OOM" if oom else f"error: {tail}"[:80]}
-    return json.loads(lines[-1])
+    return run_child("gradcache_memory", "_child", method, n, chunk)
 
 
 def gradient_difference(n: int, chunk: int) -> float:

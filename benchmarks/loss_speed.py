@@ -276,17 +276,24 @@ def memory(family: str, impl: str, n: int, d: int, device: str) -> float | str:
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             return "OOM"
-    code = (
-        f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import loss_speed; "
-        f"loss_speed._memory_child({family!r}, {impl!r}, {n}, {d})"
-    )
+    result = run_child("loss_speed", "_memory_child", family, impl, n, d)
+    return result.get("bytes", result.get("error"))
+
+
+def run_child(module: str, function: str, *args: Any) -> dict[str, Any]:
+    """``module.function(*args)`` (a script in this folder) in a fresh Python process; its
+    last printed JSON line, or ``{"error": "OOM" | "error: ..."}`` if it printed none (a
+    process killed or failing for memory reads "OOM")."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    call = ", ".join(repr(a) for a in args)
+    code = f"import sys; sys.path.insert(0, {here!r}); import {module}; {module}.{function}({call})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return "OOM" if "memory" in tail.lower() or proc.returncode < 0 else f"error: {tail}"[:80]
-    result = json.loads(lines[-1])
-    return result.get("bytes", result.get("error"))
+        oom = "memory" in tail.lower() or proc.returncode < 0
+        return {"error": "OOM" if oom else f"error: {tail}"[:80]}
+    return json.loads(lines[-1])
 
 
 # ----------------------------------------------------------------------------- report
