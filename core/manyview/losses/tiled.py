@@ -300,6 +300,93 @@ def with_fallback(kernel: Callable[..., Any], reference: Callable[..., Any]) -> 
     return run
 
 
+_KERNEL_CHECKS: dict[tuple[Any, ...], bool] = {}
+"""Outcome of :func:`kernels_agree` per (dtype, D, ids, tf32, device) in this process."""
+
+
+def tf32_enabled() -> bool:
+    """torch's float32 matmul mode on CUDA: ``torch.backends.cuda.matmul.allow_tf32``, read so
+    that it also works after the newer ``fp32_precision`` API was used (then reading
+    ``allow_tf32`` raises). The Triton kernels follow it."""
+    matmul = torch.backends.cuda.matmul
+    mode = getattr(matmul, "fp32_precision", "none")
+    if mode in ("tf32", "ieee"):
+        return mode == "tf32"
+    try:
+        return bool(matmul.allow_tf32)
+    except RuntimeError:  # the legacy and the new precision APIs mixed
+        return False
+
+
+def _relative_gap(got: Tensor, want: Tensor) -> float:
+    """‖got − want‖ / ‖want‖ in float64 (inf when ``got`` has a NaN or inf)."""
+    got, want = got.double(), want.double()
+    if not torch.isfinite(got).all():
+        return float("inf")
+    return float((got - want).norm() / want.norm().clamp_min(1e-30))
+
+
+def kernels_agree(kernels: Any, dtype: torch.dtype, dim: int, ids: bool, device: Any) -> bool:
+    """Whether the Triton kernels give the lse and the gradients of the PyTorch tiles (in
+    float64) on a small random problem of this dtype, feature size, exclusion mode and device:
+    checked once per (dtype, D, ids, tf32 mode, device) in a process, before ``backend="auto"``
+    first trusts them with a loss. A mismatch (beyond tf32 / half-precision rounding: 1e-2
+    relative) or a failure is recorded in :data:`TRITON_FAILURES` and warned about once, and
+    the PyTorch tiles are used from then on: a kernel that is wrong on some GPU must never
+    train a model silently. Out-of-memory errors propagate."""
+    key = (dtype, dim, ids, tf32_enabled(), str(device))
+    if key in _KERNEL_CHECKS:
+        return _KERNEL_CHECKS[key]
+    gen = torch.Generator().manual_seed(0)
+    r, c = 203, 171  # ragged against every block size
+
+    def unit(n: int) -> Tensor:
+        x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+        return x / x.norm(dim=1, keepdim=True)
+
+    a64, b64 = unit(r), unit(c)
+    scale64 = 5.0 + 10.0 * torch.rand(r, generator=gen, dtype=torch.float64)
+    grad64 = torch.randn(r, generator=gen, dtype=torch.float64)
+    rid = cid = None
+    if ids:
+        rid = torch.randint(0, 40, (r,), generator=gen).to(device)
+        cid = torch.randint(0, 40, (c,), generator=gen).to(device)
+    dev = {"device": device}
+    a64, b64, scale64, grad64 = (t.to(**dev) for t in (a64, b64, scale64, grad64))
+    with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=False):
+        want = torch_lse_forward(a64, b64, scale64, rid, cid, 64, 64)
+        want_grads = torch_lse_backward(a64, b64, scale64, rid, cid, want, grad64, 64, 64)
+        try:
+            a, b = a64.to(dtype), b64.to(dtype)
+            scale, grad = scale64.float(), grad64.float()
+            got = kernels.triton_lse_forward(a, b, scale, rid, cid)
+            got_grads = kernels.triton_lse_backward(a, b, scale, rid, cid, got, grad)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:  # a build or launch failure: as with_fallback reports it
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            gaps = [_relative_gap(got, want)]
+            gaps += [_relative_gap(x, y) for x, y in zip(got_grads, want_grads, strict=True)]
+            worst = max(gaps)
+            problem = (
+                ""
+                if worst < 1e-2
+                else f"their results differ from the PyTorch tiles' (relative {worst:.1e} for "
+                f"{dtype}, D = {dim}{', with ids' if ids else ''})"
+            )
+    _KERNEL_CHECKS[key] = not problem
+    if problem and not TRITON_FAILURES:
+        TRITON_FAILURES.append(problem[:500])
+        warnings.warn(
+            f"manyview tiled engine: the Triton kernels failed a self-check ({problem.splitlines()[0]}); "
+            "using the PyTorch tiles from now on (pass backend='triton' to use them anyway)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return not problem
+
+
 def _kernel_device(t: Tensor) -> bool:
     """Whether ``t`` is where the Triton kernels run: CUDA, or any device while triton
     interprets kernels on the CPU (``TRITON_INTERPRET=1``, how the tests run them without a
@@ -498,9 +585,11 @@ def tiled_logsumexp(
     )
     if kernels is not None and backend == "triton":
         forward_fn, backward_fn = kernels.triton_lse_forward, kernels.triton_lse_backward
-    elif kernels is not None:  # "auto": a kernel that fails to build must not stop a run
-        forward_fn = with_fallback(kernels.triton_lse_forward, forward_fn)
-        backward_fn = with_fallback(kernels.triton_lse_backward, backward_fn)
+    elif kernels is not None and not TRITON_FAILURES:  # "auto": never a wrong or failed kernel
+        dtype = torch.float32 if a.dtype not in (torch.float32, torch.float64) else a.dtype
+        if kernels_agree(kernels, dtype, a.shape[1], row_ids is not None, a.device):
+            forward_fn = with_fallback(kernels.triton_lse_forward, forward_fn)
+            backward_fn = with_fallback(kernels.triton_lse_backward, backward_fn)
 
     with torch.autocast(a.device.type, enabled=False):
         if a.dtype not in (torch.float32, torch.float64):

@@ -70,6 +70,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from manyview.losses.tiled import tf32_enabled
+
 try:  # guarded: the module must import without triton
     import triton
     import triton.language as tl
@@ -485,22 +487,9 @@ def _split(
 # host side
 
 
-def _tf32_allowed() -> bool:
-    """torch's float32 matmul mode: ``torch.backends.cuda.matmul.allow_tf32``, read so that it
-    also works after the new ``fp32_precision`` API was used (then reading allow_tf32 raises)."""
-    matmul = torch.backends.cuda.matmul
-    mode = getattr(matmul, "fp32_precision", "none")
-    if mode in ("tf32", "ieee"):
-        return mode == "tf32"
-    try:
-        return bool(matmul.allow_tf32)
-    except RuntimeError:  # legacy and new APIs mixed
-        return False
-
-
 def _precision(dtype: torch.dtype) -> str:
     """Triton ``input_precision`` for float32 products: tf32 only when torch allows it."""
-    if dtype == torch.float32 and not _tf32_allowed():
+    if dtype == torch.float32 and not tf32_enabled():
         return "ieee"
     return "tf32"
 

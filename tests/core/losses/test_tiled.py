@@ -583,6 +583,64 @@ def test_large_batch_tiles_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert math.isclose(tiled_value.item(), dense_value.item(), rel_tol=1e-6)
 
 
+def _fake_kernels(shift: float, calls: dict[str, int]) -> Any:
+    """Stand-in kernels: the PyTorch tiles, with ``shift`` added to the forward's lse."""
+    from types import SimpleNamespace
+
+    def forward(a, b, scale, rid, cid):
+        calls["forward"] += 1
+        return tiled.torch_lse_forward(a, b, scale, rid, cid, 16, 16) + shift
+
+    def backward(a, b, scale, rid, cid, lse, grad):
+        calls["backward"] += 1
+        return tiled.torch_lse_backward(a, b, scale, rid, cid, lse, grad, 16, 16)
+
+    return SimpleNamespace(
+        takes=lambda t: True, triton_lse_forward=forward, triton_lse_backward=backward
+    )
+
+
+@pytest.fixture
+def fresh_kernel_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tiled, "TRITON_FAILURES", [])
+    monkeypatch.setattr(tiled, "_KERNEL_CHECKS", {})
+    monkeypatch.setattr(tiled, "_kernel_device", lambda t: True)
+
+
+@pytest.mark.usefixtures("fresh_kernel_state")
+def test_kernels_that_pass_the_self_check_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"forward": 0, "backward": 0}
+    monkeypatch.setattr(tiled, "_triton", lambda: _fake_kernels(0.0, calls))
+    a = torch.randn(40, 8, requires_grad=True)
+    b = torch.randn(30, 8)
+    ids = (torch.arange(40) % 7, torch.arange(30) % 7)
+    for _ in range(2):
+        tiled_logsumexp(a, b, 2.0, row_ids=ids[0], col_ids=ids[1]).sum().backward()
+    # the check ran once (one forward and one backward), then two losses used the kernels
+    assert calls == {"forward": 3, "backward": 3}
+    assert list(tiled._KERNEL_CHECKS.values()) == [True]
+    tiled_logsumexp(a, b, 2.0).sum().backward()  # no ids: a second configuration, checked
+    assert calls == {"forward": 5, "backward": 5}
+    assert tiled.TRITON_FAILURES == []
+
+
+@pytest.mark.usefixtures("fresh_kernel_state")
+def test_kernels_with_wrong_results_are_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that runs but computes something else (say, a GPU where a block config
+    misbehaves) must not train a model: the self-check warns and the PyTorch tiles take over."""
+    calls = {"forward": 0, "backward": 0}
+    monkeypatch.setattr(tiled, "_triton", lambda: _fake_kernels(0.5, calls))
+    a, b = torch.randn(40, 8), torch.randn(30, 8)
+    want = torch.logsumexp(2.0 * a @ b.T, dim=1)
+    with pytest.warns(RuntimeWarning, match="self-check.*differ from the PyTorch tiles"):
+        got = tiled_logsumexp(a, b, 2.0)
+    torch.testing.assert_close(got, want)
+    assert calls["forward"] == 1  # the check's call only
+    assert "differ" in tiled.TRITON_FAILURES[0]
+    tiled_logsumexp(a, b, 2.0)  # no second check, no second warning
+    assert calls["forward"] == 1
+
+
 def test_a_failing_triton_kernel_falls_back_to_the_pytorch_tiles_once(monkeypatch):
     """backend="auto" on CUDA wraps the kernels: a build/launch failure warns once and the
     PyTorch tiles take over, with the same result; an out-of-memory error propagates."""

@@ -219,6 +219,8 @@ for name in manyview.available("loss"):
     assert max(errs) < 1e-5, (name, errs)
     checked.append(name)
     print(name, ["%.1e" % e for e in errs])
+# the engine's self-check ran the kernels once per configuration (ids or not) and passed
+assert len(tiled._KERNEL_CHECKS) == 2 and all(tiled._KERNEL_CHECKS.values()), tiled._KERNEL_CHECKS
 print("OK", sorted(checked), calls)
 """
 )
