@@ -97,3 +97,14 @@ def test_vision_views(run_python) -> None:
         "--batch", "4", "--sizes", "32", "--repeats", "1",
     )  # fmt: skip
     assert "| 32x32 |" in printed and "speed-up" in printed
+
+
+def test_the_gpu_scripts_parse_without_a_gpu(run_python) -> None:
+    """The prepared GPU run (benchmarks/gpu_issue10.sh) is valid bash, and the kernel check
+    it calls imports and shows its options on a machine without CUDA."""
+    import subprocess
+
+    check = subprocess.run(["bash", "-n", str(SCRIPTS / "gpu_issue10.sh")], capture_output=True)
+    assert check.returncode == 0, check.stderr
+    printed = _run(run_python, str(SCRIPTS / "loss_speed_gpu_check.py"), "--help")
+    assert "--sweep" in printed
