@@ -86,6 +86,15 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leave_process_group() -> None:
+    """Leave the torch.distributed group that training joined under torchrun, so that no rank
+    aborts at exit ("terminate called without an active exception") with its gloo or NCCL
+    threads still running. Nothing happens when torch was never imported here."""
+    module = sys.modules.get("manyview.distributed")
+    if module is not None:
+        module.shutdown()
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from manyview.config import ConfigError, load_config
 
@@ -136,6 +145,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        _leave_process_group()
     import os
 
     if metrics and os.environ.get("RANK", "0") == "0":  # once, under torchrun

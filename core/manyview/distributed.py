@@ -168,6 +168,12 @@ def init_from_env(device: str = "cpu", backend: str = "auto") -> Context:
     return Context(rank, world, local_rank, dev)
 
 
+def shutdown() -> None:
+    """Destroy the default process group if one is initialised (the end of a torchrun job)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def get_gather_mode() -> str:
     return _mode
 
