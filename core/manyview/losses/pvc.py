@@ -17,7 +17,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
-from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
+from manyview.losses.tiled import check_engine, dense_logsumexp, use_tiled, view_major_lse
 
 
 def other_instance_lse(
@@ -42,14 +42,11 @@ def other_instance_lse(
         count, rows = n, flat
     else:
         rows = view_major(z[offset : offset + count])
-    # the scale on the (M·count, D) side and the M own-instance entries of each row set in
-    # place by index: one (M·count, MN) matrix, no mask of that size
-    logits = (rows / temperature) @ flat.T
+    # one (M·count, MN) matrix, its softmax kept for a two-product backward
     row_inst = torch.arange(offset, offset + count, device=z.device).repeat(m)
-    own = row_inst[:, None] + n * torch.arange(m, device=z.device)  # (M·count, M) columns
-    which = torch.arange(m * count, device=z.device)[:, None].expand(-1, m)
-    logits.index_put_((which, own), logits.new_tensor(float("-inf")))
-    return logits.logsumexp(dim=1).view(m, count).T
+    inst = torch.arange(n, device=z.device).repeat(m)
+    lse = dense_logsumexp(rows, flat, 1.0 / temperature, row_ids=row_inst, col_ids=inst)
+    return lse.view(m, count).T
 
 
 class PolyViewContrastive(MultiViewLoss):

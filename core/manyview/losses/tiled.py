@@ -265,6 +265,76 @@ class _TiledLSE(torch.autograd.Function):
         )
 
 
+class _DenseLSE(torch.autograd.Function):
+    """lse of the materialised, masked, scaled matrix; saves its softmax P (R x C) so the
+    backward is two products (P @ b, Pᵀ @ a) and allocates nothing of size R x C."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        a: Tensor,
+        b: Tensor,
+        scale_vec: Tensor,
+        row_ids: Tensor | None,
+        col_ids: Tensor | None,
+    ) -> Tensor:
+        x = (a * scale_vec[:, None]) @ b.T  # (R, C), the only matrix of that size
+        if row_ids is not None and col_ids is not None:
+            for r0 in range(0, x.shape[0], TILE_ROWS):  # (TILE_ROWS, C) masks at a time
+                r1 = min(r0 + TILE_ROWS, x.shape[0])
+                drop = row_ids[r0:r1, None] == col_ids[None, :]
+                x[r0:r1].masked_fill_(drop, float("-inf"))
+        peak = x.amax(dim=1)
+        peak = peak.masked_fill(peak == float("-inf"), 0.0)  # rows with nothing kept
+        p = x.sub_(peak[:, None]).exp_()
+        total = p.sum(dim=1)
+        lse = peak + total.log()  # -inf where nothing is kept
+        p.div_(total.masked_fill(total == 0, 1.0)[:, None])  # the row softmax, in place
+        ctx.save_for_backward(a, b, scale_vec, p)
+        return lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_lse: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        a, b, scale_vec, p = ctx.saved_tensors
+        g = grad_lse[:, None]
+        need = ctx.needs_input_grad
+        wb = (p @ b) * g  # Σ_j W_ij b_j, W = g ⊙ P (0 on rows with nothing kept)
+        grad_a = wb * scale_vec[:, None] if need[0] else None
+        grad_b = p.T @ (a * (scale_vec[:, None] * g)) if need[1] else None
+        grad_scale = (a * wb).sum(dim=1) if need[2] else None
+        return grad_a, grad_b, grad_scale, None, None
+
+
+def dense_logsumexp(
+    a: Tensor,
+    b: Tensor,
+    scale: Scale,
+    *,
+    row_ids: Tensor | None = None,
+    col_ids: Tensor | None = None,
+) -> Tensor:
+    """:func:`tiled_logsumexp`'s value and gradient from the materialised (R x C) matrix:
+    for small problems, where recomputing tiles costs more than it saves. Memory: that one
+    matrix (its softmax is kept for the backward, which is two products and nothing more of
+    size R x C), against the three or four of autograd through ``masked_fill`` and
+    ``logsumexp``. Same arguments and result as :func:`tiled_logsumexp` (PyTorch only)."""
+    _check_pair(a, b, "dense_logsumexp")
+    if (row_ids is None) != (col_ids is None):
+        raise ValueError("dense_logsumexp: give row_ids and col_ids together, or neither")
+    rows, cols = a.shape[0], b.shape[0]
+    if row_ids is not None and col_ids is not None:
+        row_ids = _check_ids(row_ids, rows, "row_ids", a.device)
+        col_ids = _check_ids(col_ids, cols, "col_ids", a.device)
+    with torch.autocast(a.device.type, enabled=False):
+        if a.dtype not in (torch.float32, torch.float64):
+            a, b = a.float(), b.float()
+        scale_vec = _scale_vector(scale, rows, a)
+        if rows == 0 or cols == 0:  # nothing to sum: -inf, no gradient
+            return a.sum(dim=1) * 0.0 + (float("-inf") if cols == 0 else 0.0)
+        return _DenseLSE.apply(a.contiguous(), b.contiguous(), scale_vec, row_ids, col_ids)
+
+
 # --------------------------------------------------------------------------------------------
 # backends and checks
 # --------------------------------------------------------------------------------------------

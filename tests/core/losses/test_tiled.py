@@ -93,6 +93,17 @@ def _grads(
     return lse.detach(), grads + [None] * (3 - len(grads))
 
 
+def _materialised(a: Any, b: Any, scale: Any, *, tile: Any = None, **kw: Any) -> torch.Tensor:
+    """dense_logsumexp with tiled_logsumexp's signature (no tiles)."""
+    return tiled.dense_logsumexp(a, b, scale, **kw)
+
+
+LSE_FUNCTIONS = {"tiled": tiled_logsumexp, "materialised": _materialised}
+lse_functions = pytest.mark.parametrize(
+    "lse_fn", list(LSE_FUNCTIONS.values()), ids=list(LSE_FUNCTIONS)
+)
+
+
 SHAPES = [  # (R, C, D, tile)
     (37, 53, 5, 16),  # ragged last tiles in both directions
     (53, 37, 4, (8, 16)),  # rectangular, rows > columns
@@ -105,13 +116,20 @@ SHAPES = [  # (R, C, D, tile)
 @pytest.mark.parametrize("ids", ["none", "self", "random"])
 @pytest.mark.parametrize("scale_kind", ["float", "0dim", "rows"])
 @pytest.mark.parametrize(("r", "c", "d", "tile"), SHAPES, ids=str)
+@lse_functions
 def test_matches_dense_float64(
-    r: int, c: int, d: int, tile: Any, scale_kind: str, ids: str
+    lse_fn: Callable[..., torch.Tensor],
+    r: int,
+    c: int,
+    d: int,
+    tile: Any,
+    scale_kind: str,
+    ids: str,
 ) -> None:
     a, b = _inputs(r, c, d, seed=r + c)
     scale = _scale(scale_kind, r)
     row_ids, col_ids = _ids(ids, r, c)
-    value, grads = _grads(tiled_logsumexp, a, b, scale, row_ids=row_ids, col_ids=col_ids, tile=tile)
+    value, grads = _grads(lse_fn, a, b, scale, row_ids=row_ids, col_ids=col_ids, tile=tile)
     expected, expected_grads = _grads(dense_lse, a, b, scale, row_ids=row_ids, col_ids=col_ids)
     assert value.dtype == torch.float64 and value.shape == (r,)
     assert torch.equal(torch.isinf(value), torch.isinf(expected))
@@ -125,7 +143,10 @@ def test_matches_dense_float64(
         assert torch.allclose(got, want, rtol=1e-11, atol=1e-12), (name, (got - want).abs().max())
 
 
-def test_fully_excluded_rows_give_minus_inf_and_no_gradient() -> None:
+@lse_functions
+def test_fully_excluded_rows_give_minus_inf_and_no_gradient(
+    lse_fn: Callable[..., torch.Tensor],
+) -> None:
     a, b = _inputs(9, 11, 4)
     row_ids = torch.tensor([0, 1, 0, 2, 1, 7, 0, 7, 3])
     col_ids = torch.tensor([0, 1, 0, 2, 1, 1, 0, 2, 3, 3, 0])  # no row loses every column
@@ -134,7 +155,7 @@ def test_fully_excluded_rows_give_minus_inf_and_no_gradient() -> None:
         x = a.clone().requires_grad_()
         y = b.clone().requires_grad_()
         s = torch.full((9,), 3.0, dtype=torch.float64, requires_grad=True)
-        lse = tiled_logsumexp(x, y, s, row_ids=row_ids, col_ids=cols, tile=(2, 4))
+        lse = lse_fn(x, y, s, row_ids=row_ids, col_ids=cols, tile=(2, 4))
         assert torch.equal(lse == float("-inf"), excluded)
         lse[~excluded].sum().backward()
         assert x.grad is not None and s.grad is not None and y.grad is not None
@@ -142,21 +163,25 @@ def test_fully_excluded_rows_give_minus_inf_and_no_gradient() -> None:
         assert (x.grad[excluded] == 0).all() and (s.grad[excluded] == 0).all()
     # every row excluded, and the gradient of -inf rows asked for: zero, not NaN
     x = a.clone().requires_grad_()
-    lse = tiled_logsumexp(x, b, 2.0, row_ids=torch.zeros(9, dtype=torch.long), col_ids=only)
+    lse = lse_fn(x, b, 2.0, row_ids=torch.zeros(9, dtype=torch.long), col_ids=only)
     assert (lse == float("-inf")).all()
     lse.sum().backward()
     assert x.grad is not None and (x.grad == 0).all()
 
 
-def test_empty_inputs() -> None:
+@lse_functions
+def test_empty_inputs(lse_fn: Callable[..., torch.Tensor]) -> None:
     a, b = _inputs(4, 6, 3)
-    assert tiled_logsumexp(a[:0], b, 1.0).shape == (0,)
-    lse = tiled_logsumexp(a, b[:0], 1.0)
+    assert lse_fn(a[:0], b, 1.0).shape == (0,)
+    lse = lse_fn(a, b[:0], 1.0)
     assert (lse == float("-inf")).all() and lse.shape == (4,)
 
 
 @pytest.mark.parametrize("scale_kind", ["float", "0dim", "rows"])
-def test_float32_matches_float64_dense(scale_kind: str) -> None:
+@lse_functions
+def test_float32_matches_float64_dense(
+    lse_fn: Callable[..., torch.Tensor], scale_kind: str
+) -> None:
     """float32 tiles to relative error < 1e-5 of the float64 dense result, gradients too."""
     r, c, d = 300, 500, 32
     a, b = _inputs(r, c, d, seed=1)
@@ -164,7 +189,7 @@ def test_float32_matches_float64_dense(scale_kind: str) -> None:
     scale64 = _scale(scale_kind, r)
     scale32 = scale64 if isinstance(scale64, float) else scale64.detach().float()
     value, grads = _grads(
-        tiled_logsumexp,
+        lse_fn,
         a.float(),
         b.float(),
         scale32,
@@ -181,7 +206,8 @@ def test_float32_matches_float64_dense(scale_kind: str) -> None:
             assert (got.double() - want).abs().max() / want.abs().max() < 1e-5
 
 
-def test_gradcheck_float64() -> None:
+@lse_functions
+def test_gradcheck_float64(lse_fn: Callable[..., torch.Tensor]) -> None:
     a, b = _inputs(5, 7, 3, seed=2)
     a.requires_grad_()
     b.requires_grad_()
@@ -189,13 +215,11 @@ def test_gradcheck_float64() -> None:
     row_ids, col_ids = torch.tensor([0, 3, 9, 4, 1]), torch.arange(7)
 
     def fn(x: torch.Tensor, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return tiled_logsumexp(x, y, s, row_ids=row_ids, col_ids=col_ids, tile=(2, 3))
+        return lse_fn(x, y, s, row_ids=row_ids, col_ids=col_ids, tile=(2, 3))
 
     assert torch.autograd.gradcheck(fn, (a, b, scale))
     zero_dim = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(
-        lambda x, y, s: tiled_logsumexp(x, y, s, tile=2), (a, b, zero_dim)
-    )
+    assert torch.autograd.gradcheck(lambda x, y, s: lse_fn(x, y, s, tile=2), (a, b, zero_dim))
 
 
 def test_bf16_under_autocast() -> None:
