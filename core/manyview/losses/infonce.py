@@ -5,36 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from manyview.losses.base import (
     MultiViewLoss,
-    anchor_rows,
     anchors,
     check_temperature,
     instance_gram,
-    view_major,
 )
 from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
-
-
-def self_masked_logits(
-    z: Tensor, temperature: float, offset: int = 0, count: int | None = None
-) -> Tensor:
-    """``(N, M, D)`` -> ``(M*count, MN)`` view-major logits s/τ of the anchors of instances
-    ``offset .. offset+count-1`` (default: all) against every row, -inf at each anchor's
-    own entry."""
-    n = z.shape[0]
-    flat = view_major(z)
-    if count is None or (offset == 0 and count == n):
-        logits = flat @ flat.T / temperature
-        return logits.fill_diagonal_(float("-inf"))
-    rows, ids = anchor_rows(z, offset, count)
-    logits = rows @ flat.T / temperature
-    return logits.index_put_(
-        (torch.arange(ids.shape[0], device=z.device), ids), logits.new_tensor(float("-inf"))
-    )
 
 
 def positive_mean(z: Tensor, temperature: float) -> Tensor:
@@ -81,10 +60,7 @@ class InfoNCE(MultiViewLoss):
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
-        if use_tiled(self.engine, m * count * m * n):
-            lse = view_major_lse(z, 1.0 / self.temperature, offset=offset, count=count)
-        else:
-            logits = self_masked_logits(z, self.temperature, offset, count)  # (M*count, MN)
-            lse = torch.logsumexp(logits, dim=1)
+        dense = not use_tiled(self.engine, m * count * m * n)  # dense: one (M·count, MN) matrix
+        lse = view_major_lse(z, 1.0 / self.temperature, offset=offset, count=count, dense=dense)
         pos = positive_mean(anchors(z, offset, count), self.temperature)  # (count, M)
         return (lse.view(m, count).T - pos).mean()

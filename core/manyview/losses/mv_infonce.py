@@ -10,11 +10,9 @@ from torch import Tensor
 
 from manyview.losses.base import (
     MultiViewLoss,
-    anchor_rows,
     anchors,
     check_temperature,
     instance_gram,
-    view_major,
 )
 from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
 
@@ -63,27 +61,13 @@ class MVInfoNCE(MultiViewLoss):
         gram = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         off = ~torch.eye(m, dtype=torch.bool, device=z.device)
         num = gram[:, off].logsumexp(dim=1)  # (count,) over ordered pairs m != l
-        if use_tiled(self.engine, m * count * m * n):
-            exclude = "self" if self.intra_view_negatives else "view"
-            row_lse = view_major_lse(
-                z, 1.0 / self.temperature, offset=offset, count=count, exclude=exclude
-            )
-            return (row_lse.view(m, count).logsumexp(dim=0) - num).mean()
-        flat = view_major(z)
-        view_id = torch.arange(m, device=z.device).repeat_interleave(n)
-        if offset == 0 and count == n:  # every instance is an anchor
-            logits = flat @ flat.T / self.temperature  # (MN, MN)
-            if self.intra_view_negatives:
-                drop = torch.eye(m * n, dtype=torch.bool, device=z.device)
-            else:
-                drop = view_id[:, None] == view_id[None, :]
-        else:  # the anchors' rows against every column
-            rows, ids = anchor_rows(z, offset, count)
-            logits = rows @ flat.T / self.temperature  # (M*count, MN)
-            if self.intra_view_negatives:
-                drop = ids[:, None] == torch.arange(m * n, device=z.device)[None, :]
-            else:
-                drop = view_id[ids][:, None] == view_id[None, :]
-        row_lse = logits.masked_fill(drop, float("-inf")).logsumexp(dim=1)  # (M*count,)
-        den = row_lse.view(m, count).logsumexp(dim=0)  # (count,)
-        return (den - num).mean()
+        exclude = "self" if self.intra_view_negatives else "view"
+        row_lse = view_major_lse(  # dense: one (M·count, MN) matrix
+            z,
+            1.0 / self.temperature,
+            offset=offset,
+            count=count,
+            exclude=exclude,
+            dense=not use_tiled(self.engine, m * count * m * n),
+        )
+        return (row_lse.view(m, count).logsumexp(dim=0) - num).mean()

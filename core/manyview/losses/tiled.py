@@ -845,8 +845,9 @@ def view_major_lse(
     offset: int = 0,
     count: int | None = None,
     exclude: str = "self",
+    dense: bool = False,
 ) -> Tensor:
-    """Tiled row LSEs of the view-major anchors of instances ``offset .. offset+count-1``
+    """Tiled (``dense=True``: :func:`dense_logsumexp`) row LSEs of the view-major anchors of instances ``offset .. offset+count-1``
     (default: all) of ``z`` (N, M, D) against all M·N view-major rows of ``z``.
 
     Returns (M·count,), row ``m*count + k`` for view m of instance ``offset + k``:
@@ -877,4 +878,5 @@ def view_major_lse(
         raise ValueError(
             f"view_major_lse: exclude must be 'self', 'instance' or 'view', got {exclude!r}"
         )
-    return tiled_logsumexp(rows, flat, scale, row_ids=row_ids, col_ids=col_ids)
+    lse_fn = dense_logsumexp if dense else tiled_logsumexp
+    return lse_fn(rows, flat, scale, row_ids=row_ids, col_ids=col_ids)
