@@ -607,16 +607,21 @@ def test_large_batch_tiles_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert math.isclose(tiled_value.item(), dense_value.item(), rel_tol=1e-6)
 
 
-def _fake_kernels(shift: float, calls: dict[str, int]) -> Any:
-    """Stand-in kernels: the PyTorch tiles, with ``shift`` added to the forward's lse."""
+def _fake_kernels(shift: float, calls: dict[str, int], ignore_ids: bool = False) -> Any:
+    """Stand-in kernels: the PyTorch tiles, with ``shift`` added to the forward's lse (and,
+    with ``ignore_ids``, no exclusions: the bug of a kernel that drops its mask)."""
     from types import SimpleNamespace
 
     def forward(a, b, scale, rid, cid):
         calls["forward"] += 1
+        if ignore_ids:
+            rid = cid = None
         return tiled.torch_lse_forward(a, b, scale, rid, cid, 16, 16) + shift
 
     def backward(a, b, scale, rid, cid, lse, grad):
         calls["backward"] += 1
+        if ignore_ids:
+            rid = cid = None
         return tiled.torch_lse_backward(a, b, scale, rid, cid, lse, grad, 16, 16)
 
     return SimpleNamespace(
@@ -663,6 +668,22 @@ def test_kernels_with_wrong_results_are_never_used(monkeypatch: pytest.MonkeyPat
     assert "differ" in tiled.TRITON_FAILURES[0]
     tiled_logsumexp(a, b, 2.0)  # no second check, no second warning
     assert calls["forward"] == 1
+
+
+@pytest.mark.usefixtures("fresh_kernel_state")
+def test_the_self_check_catches_kernels_that_drop_the_exclusions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"forward": 0, "backward": 0}
+    monkeypatch.setattr(tiled, "_triton", lambda: _fake_kernels(0.0, calls, ignore_ids=True))
+    a, b = torch.randn(40, 8), torch.randn(30, 8)
+    assert tiled.kernels_agree(tiled._triton(), torch.float32, 8, False, a.device)  # no ids
+    assert not tiled._KERNEL_CHECKS.get((torch.float32, 8, True, tiled.tf32_enabled(), "cpu"))
+    ids = (torch.arange(40) % 5, torch.arange(30) % 5)
+    with pytest.warns(RuntimeWarning, match="differ"):
+        got = tiled_logsumexp(a, b, 2.0, row_ids=ids[0], col_ids=ids[1])
+    want = tiled.torch_lse_forward(a, b, torch.full((40,), 2.0), *ids, 64, 64)
+    torch.testing.assert_close(got, want)
 
 
 def test_a_failing_triton_kernel_falls_back_to_the_pytorch_tiles_once(monkeypatch):
