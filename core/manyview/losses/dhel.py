@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
-from manyview.losses.tiled import check_engine, tiled_logsumexp, use_tiled
+from manyview.losses.tiled import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
 
 
 def within_view_lse(
@@ -26,34 +26,24 @@ def within_view_lse(
 ) -> Tensor:
     """``(N, M, D)`` -> ``(count, M)``: LSE_{j != i} s_ij^{mm}/τ, each view's own
     uniformity, for the instances i in ``offset .. offset+count-1`` (default: all).
-    ``tiled``: one :func:`~manyview.losses.tiled.tiled_logsumexp` per view instead of the
-    (M, count, N) logits."""
+    One :func:`~manyview.losses.tiled.dense_logsumexp` per view (a (count, N) matrix each),
+    or with ``tiled`` one :func:`~manyview.losses.tiled.tiled_logsumexp`."""
     n = z.shape[0]
-    if tiled:
-        count = n if count is None else count
-        local = torch.arange(offset, offset + count, device=z.device)
-        every = torch.arange(n, device=z.device)
-        per_view = [
-            tiled_logsumexp(
-                anchors(z[:, m], offset, count),
-                z[:, m],
-                1.0 / temperature,
-                row_ids=local,
-                col_ids=every,
-            )
-            for m in range(z.shape[1])
-        ]
-        return torch.stack(per_view, dim=1)
-    per_view = z.transpose(0, 1)  # (M, N, D)
-    if count is None or (offset == 0 and count == n):
-        logits = per_view @ per_view.transpose(1, 2) / temperature  # (M, N, N)
-        eye = torch.eye(n, dtype=torch.bool, device=z.device)
-    else:
-        rows = per_view[:, offset : offset + count]  # (M, count, D)
-        logits = rows @ per_view.transpose(1, 2) / temperature  # (M, count, N)
-        local = torch.arange(offset, offset + count, device=z.device)
-        eye = local[:, None] == torch.arange(n, device=z.device)[None, :]
-    return logits.masked_fill(eye, float("-inf")).logsumexp(dim=-1).T
+    count = n if count is None else count
+    local = torch.arange(offset, offset + count, device=z.device)
+    every = torch.arange(n, device=z.device)
+    lse_fn = tiled_logsumexp if tiled else dense_logsumexp
+    per_view = [
+        lse_fn(
+            anchors(z[:, m], offset, count),
+            z[:, m],
+            1.0 / temperature,
+            row_ids=local,
+            col_ids=every,
+        )
+        for m in range(z.shape[1])
+    ]
+    return torch.stack(per_view, dim=1)
 
 
 class MVDHEL(MultiViewLoss):
