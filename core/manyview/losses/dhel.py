@@ -122,11 +122,7 @@ class DHEL(MVDHEL):
         self.include_augs = include_augs
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        if self._tiled_for(z, count):
-            # only the views whose uniformity enters the loss
-            used = z if self.include_augs else z[:, :1]
-            uniform = within_view_lse(used, self.temperature, offset, count, tiled=True).sum(1)
-            return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
-        uniform = within_view_lse(z, self.temperature, offset, count)
-        uniform = uniform.sum(dim=1) if self.include_augs else uniform[:, 0]
+        used = z if self.include_augs else z[:, :1]  # the views whose uniformity counts
+        tiled = self._tiled_for(z, count)
+        uniform = within_view_lse(used, self.temperature, offset, count, tiled=tiled).sum(1)
         return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
