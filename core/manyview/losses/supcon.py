@@ -3,6 +3,7 @@ Liu, Krishnan, NeurIPS 2020)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
-from manyview.losses.tiled import check_engine, tiled_logsumexp, use_tiled
+from manyview.losses.tiled import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
 
 
 class SupCon(MultiViewLoss):
@@ -123,14 +124,18 @@ class SupCon(MultiViewLoss):
         **_: Any,
     ) -> Tensor:
         n, m, _ = z.shape
+        by_sums = self.variant == "out" or mask is None  # positives without the logits
         if use_tiled(self.engine, m * count * m * n):
-            if self.variant == "out" or mask is None:
-                return self._compute_tiled(z, offset, count, labels, mask)
+            if by_sums:
+                return self._compute_by_lse(z, offset, count, labels, mask, tiled_logsumexp)
             if self.engine == "tiled":
                 raise ValueError(
                     "supcon: engine='tiled' does not support variant='in' with mask=; pass "
                     "labels= or use engine='dense'"
                 )
+        elif by_sums:  # one (rows x MN) matrix, its softmax kept: dense_logsumexp
+            return self._compute_by_lse(z, offset, count, labels, mask, dense_logsumexp)
+        # L_in with an arbitrary mask: the logits matrix and its masks
         flat = view_major(z)
         if offset == 0 and count == n:  # every instance is an anchor
             logits = flat @ flat.T / self.temperature
@@ -158,15 +163,19 @@ class SupCon(MultiViewLoss):
             loss = loss * (self.temperature / self.base_temperature)
         return loss
 
-    def _compute_tiled(
+    def _compute_by_lse(
         self,
         z: Tensor,
         offset: int,
         count: int,
         labels: Tensor | None,
         mask: Tensor | None,
+        lse_fn: Callable[..., Tensor],
     ) -> Tensor:
-        """:meth:`compute_local` without any (rows x MN) matrix (see ``engine``)."""
+        """:meth:`compute_local` from row log-sum-exps alone: the partition by ``lse_fn``
+        (:func:`~manyview.losses.tiled.tiled_logsumexp`: no (rows x MN) matrix;
+        :func:`~manyview.losses.tiled.dense_logsumexp`: one), the positives' sums from
+        per-class (or per-instance) sums of the embeddings."""
         n, m, d = z.shape
         dev = z.device
         scale = 1.0 / self.temperature
@@ -183,7 +192,7 @@ class SupCon(MultiViewLoss):
             rows = view_major(z[offset : offset + count])
         row_ids = (torch.arange(views, device=dev)[:, None] * n + local).reshape(-1)
         col_ids = torch.arange(m * n, device=dev)
-        lse = tiled_logsumexp(rows, flat, scale, row_ids=row_ids, col_ids=col_ids)
+        lse = lse_fn(rows, flat, scale, row_ids=row_ids, col_ids=col_ids)
         lse = lse.view(views, count)  # log partition over A(a)
 
         # Σ_{p ∈ P(a)} s_ap = <z_a, Σ_{positive instances j} Σ_l z_j^l> - [a ∈ its own set] s_aa
@@ -214,7 +223,7 @@ class SupCon(MultiViewLoss):
         if self.variant == "out":
             per_anchor = lse - pos_sum / num_pos.clamp(min=1)
         else:
-            pos_lse = self._positive_lse(z, rows, row_ids, offset, count, views, labels)
+            pos_lse = self._positive_lse(z, rows, row_ids, offset, count, views, labels, lse_fn)
             per_anchor = lse - pos_lse + num_pos.clamp(min=1).to(z.dtype).log()
         per_anchor = torch.where(num_pos > 0, per_anchor, 0)
         loss = per_anchor.mean()
@@ -231,9 +240,10 @@ class SupCon(MultiViewLoss):
         count: int,
         views: int,
         labels: Tensor | None,
+        lse_fn: Callable[..., Tensor],
     ) -> Tensor:
         """``(views, count)``: LSE over P(a) of s_ap/τ for L_in, without a (rows x MN)
-        matrix: from the instance Grams (SimCLR positives) or one tiled LSE per class."""
+        matrix: from the instance Grams (SimCLR positives) or one ``lse_fn`` per class."""
         m = z.shape[1]
         scale = 1.0 / self.temperature
         if labels is None:  # P(a) = the anchor's other views
@@ -261,9 +271,7 @@ class SupCon(MultiViewLoss):
             r_idx = row_order[r0 : r0 + size]
             c_idx = col_order[c0 : c0 + c_size]
             values.append(
-                tiled_logsumexp(
-                    rows[r_idx], flat[c_idx], scale, row_ids=row_ids[r_idx], col_ids=c_idx
-                )
+                lse_fn(rows[r_idx], flat[c_idx], scale, row_ids=row_ids[r_idx], col_ids=c_idx)
             )
             r0 += size
         sorted_lse = torch.cat(values)
