@@ -160,17 +160,26 @@ def test_causal_without_attn_mask_is_causal() -> None:
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["none", "bool_attn", "key_padding_and_bool_attn", "causal"])
-def test_gradients_equal(kind: str) -> None:
-    mha, msa = _pair()
+def _outputs_and_gradients(
+    mha: nn.Module, msa: nn.Module, kwargs: dict, weight: torch.Tensor | None = None
+) -> list[list[torch.Tensor]]:
+    """For each module, on one random input: [output, input gradient, parameter gradients
+    by name] of Σ (weight ⊙ output)²."""
     x = torch.randn(N, T, E, dtype=torch.float64)
-    kwargs = _masks(kind)
-    grads = []
+    runs = []
     for module in (mha, msa):
         xi = x.clone().requires_grad_(True)
         out = module(xi, xi, xi, need_weights=False, **kwargs)[0]
-        (out * torch.linspace(-1, 1, E, dtype=torch.float64)).pow(2).sum().backward()
-        grads.append([xi.grad, *(p.grad for _, p in sorted(module.named_parameters()))])
+        (out if weight is None else out * weight).pow(2).sum().backward()
+        runs.append([out, xi.grad, *(p.grad for _, p in sorted(module.named_parameters()))])
+    return runs
+
+
+@pytest.mark.parametrize("kind", ["none", "bool_attn", "key_padding_and_bool_attn", "causal"])
+def test_gradients_equal(kind: str) -> None:
+    mha, msa = _pair()
+    weight = torch.linspace(-1, 1, E, dtype=torch.float64)
+    grads = [run[1:] for run in _outputs_and_gradients(mha, msa, _masks(kind), weight)]
     assert len(grads[0]) == len(grads[1]) == 5
     for want, got in zip(*grads):
         torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
@@ -546,14 +555,7 @@ def test_xformers_path_layout_and_bias(fake_xformers: SimpleNamespace, tk: int, 
 def test_xformers_path_module_and_gradients(fake_xformers: SimpleNamespace, kind: str) -> None:
     mha, msa = _pair()
     msa.backend = "xformers"
-    x = torch.randn(N, T, E, dtype=torch.float64)
-    kwargs = _masks(kind)
-    grads = []
-    for module in (mha, msa):
-        xi = x.clone().requires_grad_(True)
-        out = module(xi, xi, xi, need_weights=False, **kwargs)[0]
-        out.pow(2).sum().backward()
-        grads.append([out, xi.grad, *(p.grad for _, p in sorted(module.named_parameters()))])
+    grads = _outputs_and_gradients(mha, msa, _masks(kind))
     for want, got in zip(*grads):
         torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
     assert len(fake_xformers.calls) == 1

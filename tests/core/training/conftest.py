@@ -6,6 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+import manyview
 
 TINY = """
 [run]
@@ -62,3 +65,35 @@ def tiny_config(tmp_path: Path):
         return path
 
     return make
+
+
+class NaNAfter(torch.nn.Module):
+    """A loss that is NaN on calls ``after`` .. ``recover - 1`` (counting from 1)."""
+
+    min_views, max_views, needs = 2, None, ()
+
+    def __init__(self, after: int = 3, recover: int = 10**9) -> None:
+        super().__init__()
+        self.calls, self.after, self.recover = 0, after, recover
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, views, **_):
+        self.calls += 1
+        value = views.pow(2).mean() * self.scale
+        if self.after <= self.calls < self.recover:
+            return value * float("nan")
+        return value
+
+
+class _NaNPlugin:
+    @manyview.hookimpl
+    def manyview_register_losses(self, register):
+        register("nan_after", NaNAfter)
+
+
+@pytest.fixture
+def nan_loss(fresh_plugins: None) -> None:
+    """Register the loss ``nan_after`` (:class:`NaNAfter`) for this test."""
+    from manyview import manager
+
+    manager.register_plugin(_NaNPlugin(), name="nanplugin")

@@ -60,32 +60,7 @@ def test_resume_in_process_is_bit_identical(tiny_config, tmp_path):
     assert torch.equal(sa["losses"]["1.tau"], sb["losses"]["1.tau"])
 
 
-class _NaNAfter(torch.nn.Module):
-    """A loss that turns NaN after a number of calls."""
-
-    min_views, max_views, needs = 2, None, ()
-
-    def __init__(self, after: int = 3, recover: int = 10**9) -> None:
-        super().__init__()
-        self.calls, self.after, self.recover = 0, after, recover
-        self.scale = torch.nn.Parameter(torch.ones(()))
-
-    def forward(self, views, **_):
-        self.calls += 1
-        value = views.pow(2).mean() * self.scale
-        if self.after <= self.calls < self.recover:
-            return value * float("nan")
-        return value
-
-
-class _NaNPlugin:
-    @manyview.hookimpl
-    def manyview_register_losses(self, register):
-        register("nan_after", _NaNAfter)
-
-
-def test_non_finite_steps_are_skipped_then_stop_the_run(tiny_config, tmp_path, fresh_plugins):
-    manager.register_plugin(_NaNPlugin(), name="nanplugin")
+def test_non_finite_steps_are_skipped_then_stop_the_run(tiny_config, tmp_path, nan_loss):
     extra = '\n[[losses]]\nname = "nan_after"\noptions = { after = 3, recover = 5 }\n'
     config = load_config(tiny_config(steps=10, extra=extra), ["run.max_bad_steps=3"])
     trainer = Trainer(config, tmp_path / "skip", progress=False)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import manyview
-from manyview import manager
 from manyview.config import ConfigError, load_config
 from manyview.training.trainer import Trainer
 
@@ -46,26 +44,8 @@ def test_gradcache_with_accumulation_and_bf16_is_finite(tiny_config, tmp_path):
     assert torch.isfinite(torch.tensor(metrics["loss"])) and trainer.batches_consumed == 6
 
 
-class _NaNAfter(torch.nn.Module):
-    def __init__(self, after: int = 2) -> None:
-        super().__init__()
-        self.calls, self.after = 0, after
-
-    def forward(self, views, **_):
-        self.calls += 1
-        value = views.sum() * 0.0
-        return value + float("nan") if self.calls > self.after else value
-
-
-class _NaNPlugin:
-    @manyview.hookimpl
-    def manyview_register_losses(self, register):
-        register("nan_after_gc", _NaNAfter)
-
-
-def test_a_non_finite_gradcache_step_is_skipped(tiny_config, tmp_path, fresh_plugins):
-    manager.register_plugin(_NaNPlugin(), name="nanplugin_gc")
-    extra = '\n[[losses]]\nname = "nan_after_gc"\noptions = { after = 3 }\n'
+def test_a_non_finite_gradcache_step_is_skipped(tiny_config, tmp_path, nan_loss):
+    extra = '\n[[losses]]\nname = "nan_after"\noptions = { after = 4 }\n'
     sets = ["run.gradcache_chunk=8", "run.max_bad_steps=10"]
     trainer, _ = _train(tiny_config(steps=5, extra=extra), tmp_path / "run", sets)
     assert trainer.bad_steps == 2 and trainer.step == 5
