@@ -234,8 +234,9 @@ def broadcast_from_rank0(module: torch.nn.Module) -> None:
     if not is_distributed():
         return
     with torch.no_grad():
-        for t in [*module.parameters(), *module.buffers()]:
+        for t in module.parameters():
             dist.broadcast(t.data, src=0)
+    broadcast_buffers(module)
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

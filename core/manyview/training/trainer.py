@@ -341,12 +341,12 @@ class Trainer:
                 except NonFiniteLossError:  # GradCache checked it: nothing was backpropagated
                     finite = False
                     break
-                loss = out.loss / accum
-                # every rank must agree, or DDP's gradient all-reduce would wait forever
-                if not distributed.all_ranks_true(bool(torch.isfinite(loss))):
-                    finite = False
-                    break
-                if not cached:  # GradCache has already accumulated the gradients
+                if not cached:  # GradCache has checked every rank and accumulated gradients
+                    loss = out.loss / accum
+                    # every rank must agree, or DDP's gradient all-reduce would wait forever
+                    if not distributed.all_ranks_true(bool(torch.isfinite(loss))):
+                        finite = False
+                        break
                     loss.backward()
                 total += out.loss.detach()  # stays on the device: no sync per step
                 last, components = out, out.components
