@@ -86,6 +86,12 @@ def _masks(
     return lambda ri, ci: rows[ri][0] <= cols[ci][1] and cols[ci][0] <= rows[ri][1]
 
 
+def _exclude(x: Tensor, row_ids: Tensor, col_ids: Tensor) -> None:
+    """Set the entries of the (rows, cols) tile ``x`` whose row and column ids match to -inf,
+    in place."""
+    x.masked_fill_(row_ids[:, None] == col_ids[None, :], float("-inf"))
+
+
 def _tile_lse(x: Tensor, dim: int) -> Tensor:
     """logsumexp of a tile along ``dim``, overwriting ``x``; -inf where every entry is."""
     top = x.amax(dim=dim, keepdim=True)
@@ -127,8 +133,7 @@ def torch_lse_forward(
                 c1 = min(c0 + tile_c, cols)
                 x = scaled @ b[c0:c1].T  # (tr, tc) logits
                 if overlaps(ri, ci):
-                    drop = row_ids[r0:r1, None] == col_ids[None, c0:c1]  # type: ignore[index]
-                    x.masked_fill_(drop, float("-inf"))
+                    _exclude(x, row_ids[r0:r1], col_ids[c0:c1])  # type: ignore[index]
                 torch.logaddexp(acc, _tile_lse(x, 1), out=acc)
     return lse
 
@@ -176,8 +181,7 @@ def torch_lse_backward(
                 c1 = min(c0 + tile_c, cols)
                 x = scaled @ b[c0:c1].T
                 if overlaps(ri, ci):
-                    drop = row_ids[r0:r1, None] == col_ids[None, c0:c1]  # type: ignore[index]
-                    x.masked_fill_(drop, float("-inf"))
+                    _exclude(x, row_ids[r0:r1], col_ids[c0:c1])  # type: ignore[index]
                 p = x.sub_(lse[r0:r1, None]).exp_()
                 pb.addmm_(p, b[c0:c1])
                 grad_b[c0:c1].addmm_(p.T, weighted)
@@ -215,8 +219,7 @@ def torch_lse_moment(
                 s = a[r0:r1] @ b[c0:c1].T
                 x = s * scale
                 if overlaps(ri, ci):
-                    drop = row_ids[r0:r1, None] == col_ids[None, c0:c1]  # type: ignore[index]
-                    x.masked_fill_(drop, float("-inf"))
+                    _exclude(x, row_ids[r0:r1], col_ids[c0:c1])  # type: ignore[index]
                 p = x.sub_(lse[r0:r1, None]).exp_()
                 out[r0:r1] += (p * s).sum(dim=1)
     return out
@@ -282,8 +285,7 @@ class _DenseLSE(torch.autograd.Function):
         if row_ids is not None and col_ids is not None:
             for r0 in range(0, x.shape[0], TILE_ROWS):  # (TILE_ROWS, C) masks at a time
                 r1 = min(r0 + TILE_ROWS, x.shape[0])
-                drop = row_ids[r0:r1, None] == col_ids[None, :]
-                x[r0:r1].masked_fill_(drop, float("-inf"))
+                _exclude(x[r0:r1], row_ids[r0:r1], col_ids)
         peak = x.amax(dim=1)
         peak = peak.masked_fill(peak == float("-inf"), 0.0)  # rows with nothing kept
         p = x.sub_(peak[:, None]).exp_()
@@ -460,11 +462,17 @@ def kernels_agree(kernels: Any, dtype: torch.dtype, dim: int, ids: bool, device:
     return not problem
 
 
+def triton_interprets() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks triton to run kernels in its CPU interpreter (read
+    from the environment, without importing triton)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def _kernel_device(t: Tensor) -> bool:
     """Whether ``t`` is where the Triton kernels run: CUDA, or any device while triton
-    interprets kernels on the CPU (``TRITON_INTERPRET=1``, how the tests run them without a
-    GPU). Checked before :func:`_triton` so that CPU runs never import triton."""
-    return t.is_cuda or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    interprets kernels on the CPU (how the tests run them without a GPU). Checked before
+    :func:`_triton` so that CPU runs never import triton."""
+    return t.is_cuda or triton_interprets()
 
 
 def _triton() -> Any | None:

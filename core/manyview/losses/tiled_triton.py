@@ -63,14 +63,13 @@ the tests check them without a GPU.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from manyview.losses.tiled import tf32_enabled
+from manyview.losses.tiled import tf32_enabled, triton_interprets
 
 try:  # guarded: the module must import without triton
     import triton
@@ -89,7 +88,7 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 def interpreted() -> bool:
     """True when triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` was set
     before triton was imported): the kernels then take CPU tensors."""
-    return triton is not None and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return triton is not None and triton_interprets()
 
 
 def available() -> bool:
