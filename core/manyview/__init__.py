@@ -26,6 +26,7 @@ from manyview.registry import (
     UnknownKindError,
     UnknownNameError,
     _suggest,
+    did_you_mean,
 )
 
 __version__ = "0.1.0"
@@ -42,8 +43,10 @@ __all__ = [
     "__version__",
     "available",
     "create",
+    "did_you_mean",
     "entry",
     "hookimpl",
+    "load_run",
     "plugins",
 ]
 
@@ -102,3 +105,12 @@ def _check_arguments(found: Entry, factory: Any, kwargs: dict[str, Any]) -> None
         signature.bind(**kwargs)
     except TypeError as exc:
         raise TypeError(f"{found.kind} {found.name!r}: {exc}") from None
+
+
+def __getattr__(name: str) -> Any:
+    # torch-heavy names load on first use, so `import manyview` stays light
+    if name in ("load_run", "Run"):
+        from manyview import runs
+
+        return getattr(runs, name)
+    raise AttributeError(f"module 'manyview' has no attribute {name!r}")

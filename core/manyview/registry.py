@@ -65,11 +65,16 @@ def normalize_kind(kind: str) -> str:
     return key
 
 
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+def did_you_mean(word: str, choices: Any) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for the close matches of ``word`` among
+    ``choices``, else ``""``: the tail of a one-line error."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
     if not close:
         return ""
     return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+_suggest = did_you_mean
 
 
 def _first_doc_line(obj: Any) -> str:

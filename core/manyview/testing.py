@@ -55,18 +55,29 @@ __all__ = [
 ]
 
 
+#: The context :func:`build` gives factories' ``from_context`` arguments (a small dataset,
+#: 16-dimensional embeddings), as a recipe would.
+TEST_CONTEXT = {"dataset_size": 64, "embed_dim": 16, "input_dim": 8, "steps": 10}
+
+
 def build(kind: str, name: str, /, **kwargs: Any) -> Any:
-    """Create ``name`` with the registration's ``example_kwargs`` overridden by ``kwargs``.
+    """Create ``name`` as a recipe would in a test: the registration's ``example_kwargs``
+    (if any) and :data:`TEST_CONTEXT` for the factory's ``from_context`` arguments,
+    overridden by ``kwargs``.
 
     ``example_kwargs`` is a dict, a callable returning one, or a ``"module:function"`` string
     naming such a callable (for arguments such as a student module)."""
+    from manyview.context import context_arguments
+
     entry = manyview.entry(kind, name)
     example = entry.meta.get("example_kwargs", {})
     if isinstance(example, str):  # "module:function" returning the kwargs (e.g. a module)
         example = Entry(kind, name, example, entry.plugin).load()
     if callable(example):
         example = example()
-    return manyview.create(kind, name, **{**example, **kwargs})
+    options = {**example, **kwargs}
+    filled = context_arguments(entry.load(), options, TEST_CONTEXT)
+    return manyview.create(kind, name, **{**filled, **options})
 
 
 def _loss_inputs(
@@ -118,9 +129,11 @@ def check_loss_dtype(loss: Any) -> None:
 
 
 def is_distillation(loss: Any) -> bool:
-    """Student-vs-teacher losses (``input_kind == "student"``) take a student tensor and
+    """Student-vs-teacher losses (``takes == "student"``) take a student tensor and
     ``targets`` rather than M views."""
-    return getattr(loss, "input_kind", "views") == "student"
+    from manyview.recipes.weighted import loss_contract
+
+    return loss_contract(loss)[0] == "student"
 
 
 def check_loss_list_input(loss: Any) -> None:

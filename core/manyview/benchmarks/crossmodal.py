@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,119 +46,32 @@ from manyview.benchmarks.scores import (
     recall_at_k,
 )
 from manyview.metrics import alignment, effective_rank, uniformity
+from manyview.runs import Embedder, Run, RunError, load_run, seed_all
 
 SUITE = "crossmodal"
 TEXT = "text"
 
-__all__ = ["SUITE", "embed_split", "evaluate", "load_run", "run"]
+__all__ = ["SUITE", "class_embeddings", "embed_split", "evaluate", "random_init", "run"]
 
 
 # ----------------------------------------------------------------------------- models
 
 
-def _towers(model: Any) -> tuple[Mapping[str, nn.Module], Mapping[str, nn.Module]]:
-    """(encoders, projectors) of a recipe model (``ModuleDict`` or attributes)."""
-
-    def part(name: str) -> Any:
-        if isinstance(model, Mapping | nn.ModuleDict) and name in model:
-            return model[name]
-        return getattr(model, name, None)
-
-    encoders = part("encoders")
-    if encoders is None or not len(encoders):
+def _embedder(model: Any) -> Any:
+    """``model`` if it follows the embedder protocol (``modalities``, ``encode``)."""
+    if not isinstance(model, Embedder):
         raise BenchmarkError(
-            "the model has no per-modality encoders (expected model['encoders'], as the "
-            "contrastive recipe builds)"
+            f"cannot benchmark a {type(model).__name__}: give a run directory, a "
+            "manyview.Run, or a model with `modalities` and `encode(modality, inputs)` "
+            "(every recipe has them)"
         )
-    projectors = part("projectors") or {}
-    return encoders, projectors
-
-
-def _encode(model: Any, modality: str, inputs: Any) -> Tensor:
-    encoders, projectors = _towers(model)
-    z = encoders[modality](inputs)
-    if modality in projectors:
-        z = projectors[modality](z)
-    return z
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        pass
-
-
-def _make_dataset(data: Mapping[str, Any], split: str) -> Any:
-    import manyview
-
-    options = {**data["options"], "split": split}
-    try:
-        return manyview.create("dataset", data["name"], **options)
-    except TypeError as exc:
-        raise BenchmarkError(
-            f"dataset {data['name']!r} cannot make the {split!r} split: {exc}"
-        ) from None
-    except (LookupError, ValueError) as exc:
-        raise BenchmarkError(f"dataset {data['name']!r} ({split!r} split): {exc}") from None
-
-
-def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """Rebuild a run's model from its directory: ``config.toml`` plus the newest checkpoint
-    (``checkpoints/last/model.safetensors``), and the random-init model of the same seed and
-    configuration (what training started from).
-
-    Returns ``{"model", "baseline", "config", "checkpoint", "run_dir"}``.
-    """
-    import manyview
-    from manyview.config import ConfigError, load_config
-    from manyview.training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BenchmarkError(f"checkpoint: {run_dir} is not a directory")
-    checkpoint = None
-    if (run_dir / "model.safetensors").is_file():  # a step directory was given
-        checkpoint, run_dir = run_dir, run_dir.parent.parent
-    if not (run_dir / "config.toml").is_file():
-        raise BenchmarkError(f"checkpoint: {run_dir} has no config.toml (is it a run directory?)")
-    if checkpoint is None:
-        checkpoint = latest_checkpoint(run_dir / "checkpoints")
-        if checkpoint is None:
-            raise BenchmarkError(f"checkpoint: {run_dir} has no complete checkpoint")
-    try:
-        config = load_config(run_dir / "config.toml")
-        weights, _ = load_checkpoint(checkpoint)
-        dataset = _make_dataset(config["data"], "train")
-        factory = manyview.entry("recipe", config["run"]["recipe"]).load()
-        _seed_all(int(config["run"]["seed"]))  # as the trainer does before building
-        baseline = factory(config, dataset).model
-    except (ConfigError, CheckpointError, LookupError) as exc:
-        raise BenchmarkError(f"checkpoint {run_dir}: {exc}") from None
-    model = copy.deepcopy(baseline)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise BenchmarkError(
-            f"checkpoint {checkpoint} does not fit the model its config.toml builds: {exc}"
-        ) from None
-    return {
-        "model": model,
-        "baseline": baseline,
-        "config": config,
-        "checkpoint": str(checkpoint),
-        "run_dir": str(run_dir),
-    }
+    return model
 
 
 def random_init(model: nn.Module, seed: int = 0) -> nn.Module:
     """A copy of ``model`` with every submodule's parameters reset (``reset_parameters``)."""
     fresh = copy.deepcopy(model)
-    _seed_all(seed)
+    seed_all(seed)
     for module in fresh.modules():
         reset = getattr(module, "reset_parameters", None)
         if callable(reset):
@@ -197,8 +109,9 @@ def embed_split(
     device: str | torch.device = "cpu",
     split: str = "test",
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """``({modality: (N, D) float CPU tensor}, labels (N,))`` of a whole split, batched, in
-    eval mode without gradients (the model's modes are restored afterwards)."""
+    """``({modality: (N, D) float CPU tensor}, labels (N,))`` of a whole split through an
+    embedder's ``encode``, batched, in eval mode without gradients (an ``nn.Module``'s modes
+    are restored afterwards)."""
     n = len(dataset)
     if n == 0:
         raise BenchmarkError(f"the {split} split is empty")
@@ -220,7 +133,7 @@ def embed_split(
                     raise BenchmarkError(
                         f"the {split} split's samples have no {m!r} (they have {have})"
                     )
-                out[m].append(_encode(model, m, _to(batch[m], device)).float().cpu())
+                out[m].append(model.encode(m, _to(batch[m], device)).float().cpu())
             labels.append(torch.as_tensor(batch["label"]).long().reshape(-1))
     finally:
         for m, mode in modes:
@@ -257,7 +170,7 @@ def class_embeddings(
     if isinstance(model, nn.Module):
         model.to(device).eval()
     try:
-        z = _encode(model, TEXT, flat).float().cpu()
+        z = model.encode(TEXT, flat).float().cpu()
     finally:
         for m, mode in modes:
             m.train(mode)
@@ -363,12 +276,14 @@ def run(
 
     Args:
         model_or_run_dir: a run directory (``config.toml`` + ``checkpoints/``), a checkpoint
-            step directory, or a model (``model["encoders"]``/``["projectors"]`` per modality).
-        dataset_train, dataset_test: the splits; for a run directory they default to the
-            run's ``[data]`` dataset with ``split="train"`` and ``split=split``.
-        modalities: which modalities (default: every one the model has an encoder for).
-        baseline: ``"random"`` (for a run directory: the same seed and config, untrained;
-            for a model: a copy with parameters reset), another model, or ``None``.
+            step directory, a :class:`manyview.Run`, or any embedder (``modalities`` and
+            ``encode(modality, inputs) -> (N, D)``, e.g. a recipe).
+        dataset_train, dataset_test: the splits; for a run they default to the run's
+            ``[data]`` dataset with ``split="train"`` and ``split=split``.
+        modalities: which modalities (default: every one the model embeds).
+        baseline: ``"random"`` (for a run: the same seed and config, untrained; for an
+            ``nn.Module`` embedder: a copy with parameters reset), another embedder, or
+            ``None``.
         class_names: class names in label order for zero-shot (default: the test dataset's
             ``class_names``).
         templates: prompt templates (a set name, a str with ``{}``, a list, or a dict
@@ -379,34 +294,39 @@ def run(
         out: where to write ``bench.json``, ``bench.md`` and the PNG plots (None: nowhere).
     """
     meta: dict[str, Any] = {"suite": SUITE, "split": split}
-    if isinstance(model_or_run_dir, str | Path):
-        loaded = load_run(model_or_run_dir)
-        model = loaded["model"]
-        meta.update(checkpoint=loaded["checkpoint"], run_dir=loaded["run_dir"])
-        if dataset_train is None:
-            dataset_train = _make_dataset(loaded["config"]["data"], "train")
-        if dataset_test is None:
-            dataset_test = _make_dataset(loaded["config"]["data"], split)
-        if isinstance(baseline, str) and baseline == "random":
-            baseline = loaded["baseline"]
-        seed = int(loaded["config"]["run"]["seed"]) if seed is None else seed
-    else:
-        model = model_or_run_dir
-        seed = 0 if seed is None else seed
-        if dataset_train is None or dataset_test is None:
-            raise BenchmarkError("with a model, pass dataset_train and dataset_test")
-        if isinstance(baseline, str) and baseline == "random":
-            if not isinstance(model, nn.Module):
-                raise BenchmarkError("baseline='random' needs an nn.Module model")
-            baseline = random_init(model, seed)
+    try:
+        if isinstance(model_or_run_dir, str | Path):
+            model_or_run_dir = load_run(model_or_run_dir, device=device)
+        if isinstance(model_or_run_dir, Run):
+            model = model_or_run_dir
+            meta.update(checkpoint=str(model.checkpoint), run_dir=str(model.path))
+            if dataset_train is None:
+                dataset_train = model.dataset("train")
+            if dataset_test is None:
+                dataset_test = model.dataset(split)
+            if isinstance(baseline, str) and baseline == "random":
+                baseline = model.baseline()
+            seed = int(model.config["run"]["seed"]) if seed is None else seed
+        else:
+            model = _embedder(model_or_run_dir)
+            seed = 0 if seed is None else seed
+            if dataset_train is None or dataset_test is None:
+                raise BenchmarkError("with a model, pass dataset_train and dataset_test")
+            if isinstance(baseline, str) and baseline == "random":
+                if not isinstance(model, nn.Module):
+                    raise BenchmarkError("baseline='random' needs an nn.Module model")
+                baseline = random_init(model, seed)
+    except RunError as exc:
+        raise BenchmarkError(f"checkpoint: {exc}") from None
     if isinstance(baseline, str):
         raise BenchmarkError(f"baseline must be 'random', a model or None, got {baseline!r}")
-    encoders, _ = _towers(model)
-    available = list(encoders.keys())
+    if baseline is not None:
+        baseline = _embedder(baseline)
+    available = list(model.modalities)
     if modalities is None:
         modalities = available
     modalities = list(modalities)
-    missing = [m for m in modalities if m not in encoders]
+    missing = [m for m in modalities if m not in available]
     if missing:
         raise BenchmarkError(
             f"no encoder for modality {', '.join(map(repr, missing))} in the model "

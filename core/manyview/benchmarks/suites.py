@@ -1,10 +1,14 @@
 """Running several registered benchmarks on one checkpoint and merging their outputs.
 
-A benchmark is any callable registered through ``manyview_register_benchmarks``, called as
-``fn(checkpoint, *, out=None, **options)`` and returning ``{"rows": [...], "meta": {...},
-"files": [...]}``, where every row has the keys of :data:`ROW_KEYS` (``target`` is ``None``
-for a one-modality score, ``baseline`` the random-init model's value or ``None``). With
-``out`` it writes its own ``bench.json``/``bench.md``/plots there.
+The benchmark protocol (``docs/architecture.md``): a benchmark is any callable registered
+through ``manyview_register_benchmarks``, called as ``fn(run, *, out=None, **options)``
+with ``run`` a :class:`manyview.Run` — the trained run, which embeds a batch of one
+modality through ``run.encode(modality, inputs) -> (N, D)`` whatever recipe trained it,
+lists ``run.modalities``, makes its datasets (``run.dataset(split)``) and its untrained twin
+(``run.baseline()``) — and returning ``{"rows": [...], "meta": {...}, "files": [...]}``,
+where every row has the keys of :data:`ROW_KEYS` (``target`` is ``None`` for a one-modality
+score, ``baseline`` the random-init model's value or ``None``). With ``out`` it writes its
+own ``bench.json``/``bench.md``/plots there.
 
 :func:`run_suites` runs the named benchmarks (``"all"``: every registered one) in order:
 
@@ -88,16 +92,23 @@ def run_suites(
     out: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Run the benchmarks ``names`` on ``checkpoint``; return ``{"rows", "meta", "files",
-    "failed"}`` with ``failed`` a list of ``(suite, message)``.
+    """Run the benchmarks ``names`` on ``checkpoint`` (a run directory, a checkpoint step
+    directory or a :class:`manyview.Run`, loaded once for every suite); return ``{"rows",
+    "meta", "files", "failed"}`` with ``failed`` a list of ``(suite, message)``.
 
     A :class:`BenchmarkError` of the first suite is raised when it is the only one (the
     inputs are wrong, not the plugin); with several, every failure is collected.
     """
     import manyview
+    from manyview.runs import Run, RunError, load_run
 
     suites = resolve(names)
     out = Path(out) if out is not None else None
+    if not isinstance(checkpoint, Run):
+        try:
+            checkpoint = load_run(checkpoint, device=options.get("device", "cpu"))
+        except RunError as exc:
+            raise BenchmarkError(f"checkpoint: {exc}") from None
     rows: list[dict[str, Any]] = []
     metas: dict[str, Any] = {}
     files: list[str] = []

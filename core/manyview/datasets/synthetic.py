@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
 from torch.utils.data import Dataset
+
+WORDS = ("amber", "birch", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "jade")
+TEXT_FORMS = ("{}", "a {}", "the {} one", "{} again")
+
+
+def _word(label: int) -> str:
+    return WORDS[label % len(WORDS)] + ("" if label < len(WORDS) else str(label // len(WORDS)))
+
+
+def _valid(spec: Any) -> bool:
+    if spec == "text":
+        return True
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return spec >= 1
+    return (
+        isinstance(spec, Sequence)
+        and not isinstance(spec, str)
+        and len(spec) > 0
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in spec)
+    )
 
 
 class SyntheticModalities(Dataset):
-    """Class-structured vectors in several modalities, made from a seed (no files).
+    """Class-structured data in several modalities, made from a seed (no files).
 
     Each sample has a class y; every modality m sees the class's latent prototype through its
     own fixed random two-layer map plus Gaussian noise, so the modalities share the class
     structure but no modality is a copy of another. Items are dicts
-    ``{"<modality>": float tensor (dim,), "label": int, "index": int}``.
+    ``{"<modality>": data, "label": int, "index": int}``.
+
+    A modality is a vector (``a = 16``: float ``(16,)``), a tensor of any shape (``image =
+    [1, 8, 8]``: float ``(1, 8, 8)`` — images for image encoders, ``audio = [4000]`` a
+    waveform), or text (``caption = "text"``: a short string naming the class in one of a
+    few forms), so every recipe's contract test can run offline in seconds.
 
     Args:
-        modalities: modality name -> vector size (default ``{"a": 16, "b": 24}``).
+        modalities: modality name -> size, shape or ``"text"`` (default ``{"a": 16, "b": 24}``).
         num_samples: dataset size.
         num_classes: number of classes.
         latent_dim: size of the shared latent space.
@@ -30,7 +55,7 @@ class SyntheticModalities(Dataset):
 
     def __init__(
         self,
-        modalities: Mapping[str, int] | None = None,
+        modalities: Mapping[str, int | Sequence[int] | str] | None = None,
         *,
         num_samples: int = 512,
         num_classes: int = 8,
@@ -40,9 +65,10 @@ class SyntheticModalities(Dataset):
         split: str = "train",
     ) -> None:
         modalities = dict(modalities or {"a": 16, "b": 24})
-        if not modalities or any(not isinstance(d, int) or d < 1 for d in modalities.values()):
+        if not modalities or not all(_valid(d) for d in modalities.values()):
             raise ValueError(
-                f"synthetic: modalities must map names to positive sizes, got {modalities}"
+                "synthetic: modalities must map names to a positive size (16), a shape "
+                f'([1, 8, 8]) or "text", got {modalities}'
             )
         if num_samples < 2 or num_classes < 2:
             raise ValueError("synthetic: need num_samples >= 2 and num_classes >= 2")
@@ -50,22 +76,33 @@ class SyntheticModalities(Dataset):
             raise ValueError(f"synthetic: split must be 'train' or 'test', got {split!r}")
         g = torch.Generator().manual_seed(seed)
         prototypes = torch.randn(num_classes, latent_dim, generator=g) * 2.0
-        maps = {
-            name: (
-                torch.randn(latent_dim, 2 * dim, generator=g) / latent_dim**0.5,
-                torch.randn(2 * dim, dim, generator=g) / (2 * dim) ** 0.5,
+        maps = {}
+        for name, spec in modalities.items():
+            if spec == "text":
+                continue
+            dim = spec if isinstance(spec, int) else math.prod(spec)
+            hidden = 2 * dim if isinstance(spec, int) else 16
+            maps[name] = (
+                torch.randn(latent_dim, hidden, generator=g) / latent_dim**0.5,
+                torch.randn(hidden, dim, generator=g) / hidden**0.5,
             )
-            for name, dim in modalities.items()
-        }
         g_split = torch.Generator().manual_seed(seed * 1000 + (1 if split == "test" else 0) + 17)
         self.labels = torch.randint(0, num_classes, (num_samples,), generator=g_split)
         latent = prototypes[self.labels] + 0.5 * torch.randn(
             num_samples, latent_dim, generator=g_split
         )
-        self.data: dict[str, Tensor] = {}
-        for name, (w1, w2) in maps.items():
+        self.data: dict[str, Any] = {}
+        for name, spec in modalities.items():
+            if spec == "text":
+                forms = torch.randint(0, len(TEXT_FORMS), (num_samples,), generator=g_split)
+                self.data[name] = [
+                    TEXT_FORMS[int(f)].format(_word(int(y))) for f, y in zip(forms, self.labels)
+                ]
+                continue
+            w1, w2 = maps[name]
             x = torch.tanh(latent @ w1) @ w2
-            self.data[name] = x + noise * torch.randn(x.shape, generator=g_split)
+            x = x + noise * torch.randn(x.shape, generator=g_split)
+            self.data[name] = x if isinstance(spec, int) else x.reshape(num_samples, *spec)
         self.modalities = modalities
         self.num_classes = num_classes
 
@@ -75,7 +112,10 @@ class SyntheticModalities(Dataset):
     def get_batch(self, indices: list[int]) -> dict[str, Any]:
         """The collated batch of ``indices`` at once (what ``default_collate`` would give)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        batch: dict[str, Any] = {name: x[idx] for name, x in self.data.items()}
+        batch: dict[str, Any] = {
+            name: [x[i] for i in indices] if isinstance(x, list) else x[idx]
+            for name, x in self.data.items()
+        }
         batch["label"] = self.labels[idx]
         batch["index"] = idx
         return batch

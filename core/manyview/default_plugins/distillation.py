@@ -6,66 +6,55 @@ from typing import Any
 
 from manyview.hookspecs import hookimpl
 
-BUILTIN_DISTILLATION_LOSSES: dict[str, tuple[str, str, dict[str, Any]]] = {
+BUILTIN_DISTILLATION_LOSSES: dict[str, tuple[str, str]] = {
     "kd": (
         "manyview.distill.kd:KD",
         "Hinton knowledge distillation: T^2 KL of tempered softmaxes, optional hard labels",
-        {"needs": ("targets",)},
     ),
     "feature": (
         "manyview.distill.feature:FeatureMatching",
         "Feature matching (MSE, cosine, smooth-L1), optional learned adapter (FitNets hints)",
-        {"needs": ("targets",)},
     ),
     "token_contrast": (
         "manyview.distill.token_contrast:TokenContrast",
         "UniSD token-level contrastive hinge against a negative-context teacher",
-        {"needs": ("targets", "negatives")},
     ),
     "rkd": (
         "manyview.distill.rkd:RKD",
         "Relational knowledge distillation: distance and angle terms (Park et al. 2019)",
-        {"needs": ("targets",)},
     ),
     "crd": (
         "manyview.distill.crd:CRD",
         "Contrastive representation distillation, optional memory bank (Tian et al. 2020)",
-        {"needs": ("targets",)},
     ),
     "score_kd": (
         "manyview.distill.score_kd:ScoreKD",
         "Score distillation (DiSCo): KL over each query's candidate scores, several teachers",
-        {"needs": ("targets",)},
     ),
     "dino": (
         "manyview.distill.dino:DINOLoss",
         "DINO self-distillation with centering and sharpening (Caron et al. 2021)",
-        {"needs": ("targets",)},
     ),
     "self_distill_gt": (
         "manyview.distill.self_distill_gt:SelfDistillGT",
         "Self-distillation with weighted ground truth (Borup & Andersen 2021)",
-        {"needs": ("targets", "labels")},
     ),
     "mi_alpha": (
         "manyview.distill.mi_alpha:MIAlpha",
         "Interpolated MI-alpha bound between student and teacher features (Distiller 2021)",
-        {"needs": ("targets",)},
     ),
     "divergence_clip": (
         "manyview.distill.divergence_clip:DivergenceClip",
         "UniSD divergence clipping around any per-token divergence loss",
-        {"needs": ("targets",)},
     ),
     "sla": (
         "manyview.distill.sla:SLALoss",
         "Self-supervised label augmentation: joint labels, aggregation, self-distillation",
-        {"needs": ("labels",)},
     ),
 }
 
 
 @hookimpl
 def manyview_register_losses(register: Any) -> None:
-    for name, (factory, summary, meta) in BUILTIN_DISTILLATION_LOSSES.items():
-        register(name, factory, summary=summary, **meta)
+    for name, (factory, summary) in BUILTIN_DISTILLATION_LOSSES.items():
+        register(name, factory, summary=summary)

@@ -10,7 +10,7 @@ target tensor that requires grad is refused, so no gradient can reach a teacher.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -75,12 +75,17 @@ class DistillationLoss(nn.Module):
     """Base class of student-vs-teacher losses.
 
     Subclasses implement :meth:`compute` on a checked, up-cast student tensor and targets.
-    Class attributes: ``input_kind = "student"`` (the contract tests use it),
-    ``needs = ("targets",)``, ``student_dims`` (allowed ranks of the student output).
+    Class attributes declare the contract (``docs/architecture.md``, "Loss inputs"):
+    ``takes = "student"`` (a student output and teacher targets, not M views), ``needs``
+    (required keyword inputs, ``("targets",)`` by default), ``inputs`` (optional ones it
+    uses when given), ``from_context`` (constructor arguments a recipe fills in, see
+    :mod:`manyview.context`) and ``student_dims`` (allowed ranks of the student output).
     """
 
-    input_kind = "student"
+    takes: ClassVar[str] = "student"
     needs: tuple[str, ...] = ("targets",)
+    inputs: ClassVar[tuple[str, ...]] = ()
+    from_context: ClassVar[dict[str, str]] = {}
     student_dims: tuple[int, ...] = (2, 3)
     same_shape = True
 

@@ -4,7 +4,7 @@ and ``crd/memory.py``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,11 @@ class CRD(DistillationLoss):
     """
 
     student_dims = (2,)
+    inputs = ("index",)
+    from_context: ClassVar[dict[str, str]] = {
+        "student_dim": "student_dim",
+        "teacher_dim": "teacher_dim",
+    }
     same_shape = False
 
     def __init__(

@@ -102,6 +102,7 @@ class DivergenceClip(DistillationLoss):
         self.student_dims = getattr(base, "student_dims", (2, 3))
         self.same_shape = getattr(base, "same_shape", True)
         self.needs = getattr(base, "needs", ("targets",))
+        self.inputs = tuple(getattr(base, "inputs", ()))
 
     def check_targets(self, targets: Any, student: Tensor) -> Any:
         if hasattr(self.base, "check_targets"):

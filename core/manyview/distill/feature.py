@@ -4,7 +4,7 @@ UniSD's hidden-state matching (Jin et al. 2026, arXiv 2605.06597)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,10 @@ class FeatureMatching(DistillationLoss):
     """
 
     student_dims = (2, 3)
+    from_context: ClassVar[dict[str, str]] = {
+        "student_dim": "student_dim",
+        "teacher_dim": "teacher_dim",
+    }
 
     def __init__(
         self,

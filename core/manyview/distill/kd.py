@@ -55,6 +55,7 @@ class KD(DistillationLoss):
     """
 
     student_dims = (2, 3)
+    inputs = ("labels",)
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ function of the teacher, and :math:`m(t; s_{1:K})` is estimated leave-one-out:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -158,6 +158,10 @@ class MIAlpha(DistillationLoss):
     """
 
     same_shape = False
+    from_context: ClassVar[dict[str, str]] = {
+        "student_dim": "student_dim",
+        "teacher_dim": "teacher_dim",
+    }
 
     def __init__(
         self,

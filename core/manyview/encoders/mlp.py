@@ -4,6 +4,7 @@ embeddings, the synthetic dataset)."""
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,11 @@ class MLPEncoder(nn.Module):
         hidden_dim: width of the hidden layers.
         layers: number of linear layers (>= 1).
         dropout: dropout after each hidden layer.
+
+    ``input_dim`` is read from the data when a recipe builds it (``from_context``).
     """
+
+    from_context: ClassVar[dict[str, str]] = {"input_dim": "input_dim"}
 
     def __init__(
         self,

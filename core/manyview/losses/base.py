@@ -13,7 +13,7 @@ log-sum-exps, so no loss overflows at small temperatures or many views.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -176,8 +176,12 @@ class MultiViewLoss(nn.Module):
 
     Subclasses implement :meth:`compute` on a checked, up-cast and (by default) normalised
     ``(N, M, D)`` tensor, or ``compute_local`` (below), from which :meth:`compute` follows.
-    Class attributes declare the contract: ``min_views``, ``max_views`` (``None``: any),
-    ``needs`` (keyword inputs that are required).
+    Class attributes declare the contract (``docs/architecture.md``, "Loss inputs"):
+    ``takes = "views"`` (embeddings of M views), ``min_views``, ``max_views`` (``None``:
+    any), ``needs`` (keyword inputs that are required), ``inputs`` (optional keyword inputs
+    it uses when a recipe has them, e.g. SupCon's ``labels``), ``label_kind``
+    (``"class"`` or ``"scalar"``) and ``from_context`` (constructor arguments a recipe fills
+    in, e.g. ``{"num_samples": "dataset_size"}``; see :mod:`manyview.context`).
 
     **Under torch.distributed** (``manyview.distributed.is_distributed()`` and a gather mode
     other than ``"none"``, see :func:`manyview.distributed.gather_mode`), :meth:`forward`
@@ -217,10 +221,13 @@ class MultiViewLoss(nn.Module):
         normalize: L2-normalise each view's embeddings first (default ``True``).
     """
 
+    takes: ClassVar[str] = "views"
     min_views: int = 2
     max_views: int | None = None
     min_batch: int = 2
     needs: tuple[str, ...] = ()
+    inputs: ClassVar[tuple[str, ...]] = ()
+    from_context: ClassVar[dict[str, str]] = {}
     label_kind: str = "class"
 
     def __init__(self, *, normalize: bool = True) -> None:

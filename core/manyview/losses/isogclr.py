@@ -5,7 +5,7 @@ Learning with Automatic Temperature Individualization", ICML 2023)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -66,6 +66,7 @@ class ISogCLR(MultiViewLoss):
     """
 
     needs = ("index",)
+    from_context: ClassVar[dict[str, str]] = {"num_samples": "dataset_size"}
 
     def __init__(
         self,

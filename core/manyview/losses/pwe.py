@@ -61,6 +61,7 @@ class PairwiseLoss(MultiViewLoss):
             raise ValueError("pwe: with a base loss module, set engine= on that module")
         self.base = base
         self.needs = tuple(getattr(base, "needs", ()))
+        self.inputs = tuple(getattr(base, "inputs", ()))
         self.label_kind = getattr(base, "label_kind", "class")
 
     @property

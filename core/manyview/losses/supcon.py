@@ -64,6 +64,7 @@ class SupCon(MultiViewLoss):
     """
 
     min_views = 1
+    inputs = ("labels",)
 
     def __init__(
         self,

@@ -2,40 +2,74 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-import manyview
 from manyview.config import ConfigError
-from manyview.recipes.base import Recipe, StepOutput, loss_inputs, make_loss
-from manyview.recipes.contrastive import build_encoder, build_views, projector
+from manyview.context import BuildContext
+from manyview.recipes.base import EmbedRecipe, StepOutput, batch_inputs
+from manyview.recipes.parts import Projector, build_encoder, build_teacher, build_views
+from manyview.recipes.weighted import WeightedLosses
+
+__all__ = ["DistillRecipe", "Student"]
 
 
 class Student(nn.Module):
-    """An encoder followed by its projector (or head): ``x -> (N, D)``."""
+    """An encoder followed by its projector (or head): ``x -> (N, output_dim)``."""
 
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, head: Projector) -> None:
         super().__init__()
         self.encoder, self.head = encoder, head
-        self.output_dim = getattr(head, "out_features", None) or encoder.output_dim
+        self.output_dim = head.output_dim
 
     def forward(self, x: Any) -> Tensor:
         return self.head(self.encoder(x))
 
 
-class DistillRecipe(Recipe):
+class DistillRecipe(EmbedRecipe):
     """Train a student of one modality against a teacher's outputs.
 
-    The student (encoder + head) sees ``num_views`` views of its modality; the teacher sees
-    the first ``teacher_views`` of them (``[recipe_options]``, default 1). Each loss gets the
-    student's output — ``(N, D)`` for view 0, or ``(N, V, D)`` for every view when the loss
-    takes three dimensions (DINO) — and the teacher's as ``targets``. An ``ema`` teacher
-    averages the student itself (self-distillation: DINO, BYOL-style); a ``frozen`` teacher
-    is built from ``[teacher] options`` (``encoder``, ``encoder_kwargs``, ``checkpoint``).
+    The student (encoder + head) sees ``num_views`` views of its modality. The teacher sees,
+    for each of the first ``teacher_views`` views (``[recipe_options]``, default 1), the
+    batch with the student's modality replaced by that view (the teacher protocol: a mapping
+    modality -> batch; a ``privileged`` teacher reads other modalities of it). Each loss gets
+    the student's output — ``(N, D)`` for view 0, or ``(N, V, D)`` for every view when the
+    loss only takes three dimensions (DINO) — and the teacher's as ``targets``, plus the
+    batch's ``labels``/``index`` where the loss declares them.
+
+    The teacher is built from ``[teacher]`` with the context keys ``student`` (the student
+    module), ``modality``, ``steps``, ``student_dim``; the losses with ``student_dim`` and
+    ``teacher_dim`` (read from one teacher call on a sample).
     """
+
+    example_config = """
+[run]
+recipe = "distill"
+steps = 4
+batch_size = 8
+[data]
+name = "synthetic"
+options = { modalities = { a = 6 }, num_samples = 32, num_classes = 4 }
+[modalities.a]
+encoder = "mlp"
+encoder_options = { output_dim = 8, hidden_dim = 8 }
+num_views = 2
+views = [{ name = "gaussian_noise", options = { std = 0.2 } }]
+projector_dim = 8
+[recipe_options]
+teacher_views = 2
+[teacher]
+name = "ema"
+options = { momentum = 0.9 }
+[[losses]]
+name = "dino"
+options = { out_dim = 8 }
+[[losses]]
+name = "feature"
+"""
 
     def __init__(self, config: Mapping[str, Any], dataset: Any) -> None:
         super().__init__()
@@ -45,87 +79,105 @@ class DistillRecipe(Recipe):
                 f"distill recipe: the student sees one modality; got {sorted(modalities)}"
             )
         ((name, modality),) = modalities.items()
-        if name not in dataset[0]:
+        sample = dataset[0]
+        if name not in sample:
             raise ConfigError(f"[modalities.{name}]: the dataset's samples have no {name!r}")
         encoder = build_encoder(name, modality, dataset)
-        dim = modality["projector_dim"] or encoder.output_dim
-        head = projector(encoder.output_dim, dim, modality["projector_hidden"])
+        head = Projector(
+            encoder.output_dim,
+            modality["projector_dim"] or encoder.output_dim,
+            modality["projector_hidden"],
+        )
         self.model = Student(encoder, head)
         self.modality = name
         self.views = build_views(name, modality)
         self.num_views = modality["num_views"]
-        options = config.get("recipe_options", {})
-        self.teacher_views = int(options.get("teacher_views", 1))
-        if not 1 <= self.teacher_views <= self.num_views:
+        options = dict(config.get("recipe_options", {}))
+        unknown = sorted(set(options) - {"teacher_views"})
+        if unknown:
             raise ConfigError(
-                f"[recipe_options] teacher_views must be between 1 and num_views = {self.num_views}"
+                f"[recipe_options] (distill) unknown key {unknown[0]!r}; allowed: teacher_views"
             )
-        spec = config.get("teacher")
-        if spec is None:
-            raise ConfigError('distill recipe: add a [teacher] table with name = "ema" or "frozen"')
-        teacher_options = dict(spec["options"])
-        try:
-            entry = manyview.entry("teacher", spec["name"])
-            if spec["name"] in ("ema", "self") or "student" in _params(entry):
-                teacher_options.setdefault("student", self.model)
-            self.teacher = manyview.create("teacher", spec["name"], **teacher_options)
-        except (LookupError, TypeError, ValueError) as exc:
-            raise ConfigError(f"[teacher] ({spec['name']}): {exc}") from None
-        specs = [{**s, "options": dict(s["options"])} for s in config["losses"]]
-        teacher_dim = self._teacher_dim(dataset)
-        for s in specs:  # tell adapters and heads the two widths unless the config does
-            params = _params(manyview.entry("loss", s["name"]))
-            if "student_dim" in params and teacher_dim is not None:
-                s["options"].setdefault("student_dim", self.model.output_dim)
-                s["options"].setdefault("teacher_dim", teacher_dim)
-        self.losses = nn.ModuleList(
-            [make_loss(s, f"[[losses]] #{i + 1}") for i, s in enumerate(specs)]
+        self.teacher_views = options.get("teacher_views", 1)
+        if (
+            isinstance(self.teacher_views, bool)
+            or not isinstance(self.teacher_views, int)
+            or not 1 <= self.teacher_views <= self.num_views
+        ):
+            raise ConfigError(
+                f"[recipe_options] teacher_views must be an integer between 1 and num_views = "
+                f"{self.num_views}, got {self.teacher_views!r}"
+            )
+        context = BuildContext(
+            dataset_size=len(dataset),
+            student=self.model,
+            student_dim=self.model.output_dim,
+            modality=name,
+            modalities=(name,),
+            steps=config["run"]["steps"],
         )
-        self.entries = [manyview.entry("loss", s["name"]) for s in config["losses"]]
-        self.weights = [float(s["weight"]) for s in config["losses"]]
-        self.names = [s["name"] for s in config["losses"]]
-        for i, loss in enumerate(self.losses):
-            if getattr(loss, "input_kind", "views") != "student":
-                raise ConfigError(
-                    f"[[losses]] #{i + 1} ({self.names[i]}) is not a distillation loss; "
-                    'use recipe = "contrastive"'
-                )
+        self.teacher = build_teacher(config.get("teacher"), context)
+        context = context.with_(teacher_dim=self._teacher_dim(sample))
+        provides = ["targets"] + [
+            k for k, key in (("labels", "label"), ("index", "index")) if key in sample
+        ]
+        self.losses = WeightedLosses.from_config(
+            config["losses"],
+            context=context,
+            takes="student",
+            provides=provides,
+            who="the distill recipe",
+        )
 
-    def _teacher_dim(self, dataset: Any) -> int | None:
+    def teacher_inputs(self, batch: Mapping[str, Any], view: Any) -> dict[str, Any]:
+        """What the teacher sees for one view: the batch with the student's modality
+        replaced by the view."""
+        return {**batch, self.modality: view}
+
+    def _teacher_dim(self, sample: Mapping[str, Any]) -> int | None:
         """The width of the teacher's output, read from one sample."""
-        x = dataset[0][self.modality]
-        if not isinstance(x, Tensor):
-            return None
-        with torch.no_grad():
-            out = self.teacher(x[None])
+        from torch.utils.data import default_collate
+
+        batch = default_collate([sample])
+        try:
+            with torch.no_grad():
+                out = self.teacher(self.teacher_inputs(batch, batch[self.modality]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"[teacher]: the teacher cannot read this dataset's samples: {exc}"
+            ) from None
         return int(out.shape[-1]) if isinstance(out, Tensor) else None
 
-    def step(self, batch: Mapping[str, Any], generator: torch.Generator) -> StepOutput:
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return (self.modality,)
+
+    def encode(self, modality: str, inputs: Any) -> Tensor:
+        if modality != self.modality:
+            raise ValueError(f"the student encodes {self.modality!r}, not {modality!r}")
+        return self.model(inputs)
+
+    def draw(self, batch: Mapping[str, Any], generator: torch.Generator) -> list[Any]:
         x = batch[self.modality]
-        views = [self.views(x, generator) for _ in range(self.num_views)]
-        student = torch.stack([self.model(v) for v in views], dim=1)  # (N, V, D)
+        return [self.views(x, generator) for _ in range(self.num_views)]
+
+    def embed_views(self, views: Sequence[Any]) -> Tensor:
+        return torch.stack([self.model(v) for v in views], dim=1)  # (N, V, D)
+
+    def objective(self, z: Tensor, batch: Mapping[str, Any], views: Sequence[Any]) -> StepOutput:
         with torch.no_grad():
-            teacher = torch.stack([self.teacher(v) for v in views[: self.teacher_views]], dim=1)
-        total = student.new_zeros(())
-        components = {}
-        for name, entry, loss, weight in zip(
-            self.names, self.entries, self.losses, self.weights, strict=True
-        ):
-            three = 3 in getattr(loss, "student_dims", ()) and 2 not in getattr(
-                loss, "student_dims", ()
+            teacher = torch.stack(
+                [self.teacher(self.teacher_inputs(batch, v)) for v in views[: self.teacher_views]],
+                dim=1,
             )
-            s, t = (student, teacher) if three else (student[:, 0], teacher[:, 0])
-            kwargs = {k: v for k, v in loss_inputs(entry, loss, batch).items() if k != "index"}
-            value = loss(s, targets=t, **kwargs)
-            components[name] = value.detach()
-            total = total + weight * value
-        return StepOutput(total, components, student.detach())
 
+        def call(loss: nn.Module, inputs: dict[str, Any]) -> Tensor:
+            dims = getattr(loss, "student_dims", (2,))
+            if 3 in dims and 2 not in dims:  # every view (DINO)
+                return loss(z, **inputs)
+            if "targets" in inputs:
+                inputs = {**inputs, "targets": teacher[:, 0]}
+            return loss(z[:, 0], **inputs)
 
-def _params(entry: manyview.Entry) -> set[str]:
-    import inspect
-
-    try:
-        return set(inspect.signature(entry.load()).parameters)
-    except (TypeError, ValueError):
-        return set()
+        total, components = self.losses.apply(call, targets=teacher, **batch_inputs(batch))
+        return StepOutput(total, components, z.detach())

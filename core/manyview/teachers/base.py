@@ -1,31 +1,69 @@
-"""The teacher contract: make targets for a batch without gradients, and maybe update.
+"""The teacher protocol: targets for a batch without gradients, and maybe an update.
 
-A teacher is an ``nn.Module``. Calling it on a batch returns targets computed under
-``torch.no_grad()``; ``update(student, step)`` is called by the trainer after every optimizer
-step (a no-op for teachers that never change); ``state_dict``/``load_state_dict`` hold all of
-its state. Its parameters never require grad.
+A teacher is an ``nn.Module``:
+
+- **input**: a mapping modality -> batch, the batch a recipe sees with the student's
+  modality replaced by the view the teacher should look at (``{"image": view, "text":
+  [...], "label": ...}``). A teacher reads the entries named by its :attr:`Teacher.keys`
+  (one for ``ema``, ``frozen`` and ``self``, the ``teacher_keys`` for ``privileged``); a
+  teacher that reads one entry also takes that entry's batch directly (``teacher(x)``).
+- **output**: targets computed under ``torch.no_grad()`` (a tensor ``(N, D)`` for the
+  built-in teachers).
+- :meth:`Teacher.update` ``(student, step)``: called after every optimizer step (a no-op for
+  teachers that never change); ``state_dict``/``load_state_dict`` hold all of its state;
+  no parameter requires grad.
+- ``from_context``: constructor arguments a recipe fills in (the ``student`` module, the
+  input ``key``, the run's ``steps``; see :mod:`manyview.context`), so every built-in
+  teacher can be built from a TOML ``[teacher]`` table.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+__all__ = ["Teacher", "call_module", "read_key", "trainable_parameter_names"]
 
 
 def trainable_parameter_names(module: nn.Module, limit: int = 3) -> list[str]:
     return [name for name, p in module.named_parameters() if p.requires_grad][:limit]
 
 
+def read_key(inputs: Any, key: str | None, who: str) -> Any:
+    """The entry ``key`` of a mapping input; the input itself when ``key`` is ``None`` or
+    the input is not a mapping (a teacher that reads one entry may be given that entry's
+    batch directly, and a mapping without a key is passed to the module as keywords)."""
+    if key is None or not isinstance(inputs, Mapping):
+        return inputs
+    if key not in inputs:
+        raise ValueError(
+            f"{who}: reads the batch's {key!r}, which the batch lacks (it has {sorted(inputs)})"
+        )
+    return inputs[key]
+
+
 class Teacher(nn.Module):
-    """Base class of teachers. Subclasses implement :meth:`targets`."""
+    """Base class of teachers. Subclasses implement :meth:`targets`.
 
-    def forward(self, batch: Any, **kwargs: Any) -> Any:
+    Attributes:
+        keys: the entries of a mapping input this teacher reads.
+    """
+
+    from_context: ClassVar[dict[str, str]] = {}
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        key = getattr(self, "key", None)
+        return (key,) if key is not None else ()
+
+    def forward(self, inputs: Any, **kwargs: Any) -> Any:
         with torch.no_grad():
-            return self.targets(batch, **kwargs)
+            return self.targets(inputs, **kwargs)
 
-    def targets(self, batch: Any, **kwargs: Any) -> Any:
+    def targets(self, inputs: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
     def update(self, student: nn.Module | None = None, step: int | None = None) -> None:

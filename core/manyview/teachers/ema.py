@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from manyview.teachers.base import Teacher, call_module
+from manyview.teachers.base import Teacher, call_module, read_key
 
 
 class EMATeacher(Teacher):
@@ -39,9 +39,18 @@ class EMATeacher(Teacher):
         total_steps: K, required by the cosine schedule.
         every: average every N calls of :meth:`update`.
         merge: ``student -> plain module`` for students with adapters.
+        key: the entry of a mapping input the teacher reads (a recipe passes the student's
+            modality); without it the input is passed to the module as it is.
 
-    Calling the teacher runs the averaged module on the batch under ``torch.no_grad``.
+    Calling the teacher runs the averaged module on the batch under ``torch.no_grad``. A
+    recipe fills in ``student``, ``key`` and ``total_steps`` (the run's steps).
     """
+
+    from_context: ClassVar[dict[str, str]] = {
+        "student": "student",
+        "key": "modality",
+        "total_steps": "steps",
+    }
 
     def __init__(
         self,
@@ -53,6 +62,7 @@ class EMATeacher(Teacher):
         total_steps: int | None = None,
         every: int = 1,
         merge: Callable[[nn.Module], nn.Module] | None = None,
+        key: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(student, nn.Module):
@@ -68,6 +78,7 @@ class EMATeacher(Teacher):
         self.momentum, self.final_momentum = float(momentum), float(final_momentum)
         self.schedule, self.total_steps, self.every = schedule, total_steps, every
         self.merge = merge
+        self.key = key
         with torch.no_grad():
             self.module = copy.deepcopy(merge(student) if merge else student)
         self.module.requires_grad_(False)
@@ -87,8 +98,8 @@ class EMATeacher(Teacher):
         cos = (math.cos(math.pi * progress) + 1) / 2
         return self.final_momentum - (self.final_momentum - self.momentum) * cos
 
-    def targets(self, batch: Any, **kwargs: Any) -> Any:
-        return call_module(self.module, batch)
+    def targets(self, inputs: Any, **kwargs: Any) -> Any:
+        return call_module(self.module, read_key(inputs, self.key, "ema"))
 
     @torch.no_grad()
     def update(self, student: nn.Module | None = None, step: int | None = None) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +50,25 @@ def agreement_weights(
     return (1.0 / (1.0 + gamma * d_norm)).clamp(min=0.01)
 
 
+def _member(teacher: Any, i: int, context: Mapping[str, Any] | None) -> nn.Module:
+    """One ensemble member: a module as it is, or a ``{"name", "options"}`` table built."""
+    if isinstance(teacher, nn.Module):
+        return teacher
+    if isinstance(teacher, Mapping) and isinstance(teacher.get("name"), str):
+        from manyview.context import build
+
+        unknown = sorted(set(teacher) - {"name", "options"})
+        if unknown:
+            raise ValueError(
+                f"ensemble: teachers[{i}] has unknown keys {unknown} (use name, options)"
+            )
+        return build("teacher", teacher["name"], teacher.get("options") or {}, context)
+    raise ValueError(
+        f"ensemble: teachers[{i}] must be a module or a table {{name = ..., options = {{...}}}}, "
+        f"got {type(teacher).__name__}"
+    )
+
+
 def _default_score(output: Tensor) -> Tensor:
     """Per-item score of a teacher's output: its mean over the last dimension."""
     return output.mean(dim=-1) if output.dim() > 1 else output
@@ -67,13 +86,22 @@ class EnsembleTeacher(Teacher):
     the last weights are also kept in :attr:`last_weights`.
 
     Args:
-        teachers: teachers (or frozen modules, wrapped in ``frozen``).
+        teachers: teachers, frozen modules (wrapped in ``frozen``), or teacher tables
+            ``{"name": ..., "options": {...}}`` built like a ``[teacher]`` table (with the
+            recipe's context), so an ensemble can come from TOML: ``options = { teachers =
+            [{ name = "frozen", options = { run = "runs/a" } }, { name = "frozen", options =
+            { run = "runs/b" } }] }``.
         weighting: ``"agreement"`` (default) or ``"mean"`` (all weights 1).
         gamma: γ of the agreement weights (UniSD: 1).
         level: ``"item"`` or ``"sequence"`` (see :func:`agreement_weights`).
         teacher_weights: fixed mixing weights of the teachers' outputs (default: equal).
         score: ``output -> (N[, T]) score`` used for the agreement.
+        context: what a recipe knows (:mod:`manyview.context`), for the teacher tables.
+
+    Every teacher gets the whole input (each reads its own keys).
     """
+
+    from_context: ClassVar[dict[str, str]] = {"context": "context"}
 
     def __init__(
         self,
@@ -84,10 +112,12 @@ class EnsembleTeacher(Teacher):
         level: str = "item",
         teacher_weights: Sequence[float] | None = None,
         score: Callable[[Tensor], Tensor] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(teachers, Sequence) or len(teachers) < 2:
+        if not isinstance(teachers, Sequence) or isinstance(teachers, str) or len(teachers) < 2:
             raise ValueError("ensemble: pass a list of at least two teachers")
+        teachers = [_member(t, i, context) for i, t in enumerate(teachers)]
         if weighting not in ("agreement", "mean"):
             raise ValueError(
                 f"ensemble: weighting must be 'agreement' or 'mean', got {weighting!r}"
@@ -136,6 +166,10 @@ class EnsembleTeacher(Teacher):
                 weights = agreement_weights(scores, gamma=self.gamma, level=self.level, mask=mask)
         self.last_weights = weights
         return targets, weights
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for t in self.teachers for k in getattr(t, "keys", ())))
 
     def targets(self, batch: Any, **kwargs: Any) -> Tensor:
         return self.forward_with_weights(batch, **kwargs)[0]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
-from manyview.teachers.base import Teacher, call_module, trainable_parameter_names
+from manyview.teachers.base import Teacher, call_module, read_key, trainable_parameter_names
 
 
 def load_weights(
@@ -59,19 +59,31 @@ def load_weights(
 class FrozenTeacher(Teacher):
     """A fixed teacher: any module, in eval mode, without gradients, never updated.
 
+    Give exactly one of ``module``, ``encoder`` or ``run``.
+
     Args:
         module: the teacher network. Its parameters must not require grad (so a student
             passed by mistake is caught), unless ``freeze=True`` freezes them in place.
-        checkpoint: a local ``.safetensors`` file loaded into ``module`` (never a download).
-        encoder: instead of ``module``, a registered encoder name built with
-            ``encoder_kwargs`` (then frozen).
+        checkpoint: a local ``.safetensors`` file loaded into ``module`` or the ``encoder``
+            (never a download).
+        encoder: a registered encoder name built with ``encoder_kwargs`` (then frozen).
         encoder_kwargs: arguments for ``encoder``.
+        run: a trained manyview run directory (``manyview.load_run``): the teacher embeds
+            its ``modality`` as that run does (encoder and projector).
+        modality: the run's modality to embed (default: ``key``).
+        key: the entry of a mapping input the teacher reads (a recipe passes the student's
+            modality); without it the input goes to the module as it is.
         freeze: set ``requires_grad=False`` on the module's parameters in place.
         strict: require the checkpoint's names to match the module's exactly.
 
-    Calling it runs the module on the batch under ``torch.no_grad`` (a tensor, a tuple of
-    positional arguments, or a dict of keyword arguments).
+    Calling it runs the module under ``torch.no_grad`` on the input (a tensor, a tuple of
+    positional arguments, or a dict of keyword arguments), or on the ``key`` entry of a
+    mapping. From TOML: ``[teacher] name = "frozen"`` with ``options = { encoder = "mlp",
+    encoder_kwargs = {...}, checkpoint = "t.safetensors" }`` or ``options = { run =
+    "runs/teacher" }``.
     """
+
+    from_context: ClassVar[dict[str, str]] = {"key": "modality"}
 
     def __init__(
         self,
@@ -80,17 +92,36 @@ class FrozenTeacher(Teacher):
         checkpoint: str | Path | None = None,
         encoder: str | None = None,
         encoder_kwargs: dict[str, Any] | None = None,
+        run: str | Path | None = None,
+        modality: str | None = None,
+        key: str | None = None,
         freeze: bool = False,
         strict: bool = True,
     ) -> None:
         super().__init__()
-        if (module is None) == (encoder is None):
-            raise ValueError("frozen: pass exactly one of module= or encoder=")
+        given = [
+            n for n, v in (("module", module), ("encoder", encoder), ("run", run)) if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "frozen: pass exactly one of module=, encoder= or run="
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         if encoder is not None:
             import manyview
 
             module = manyview.create("encoder", encoder, **(encoder_kwargs or {}))
             freeze = True
+        if run is not None:
+            from manyview.runs import RunEncoder, load_run
+
+            if checkpoint is not None:
+                raise ValueError("frozen: run= brings its own weights; drop checkpoint=")
+            if modality is None and key is None:
+                raise ValueError(
+                    "frozen: with run=, say which modality to embed (modality= or key=)"
+                )
+            module, freeze = RunEncoder(load_run(run), modality or key), True
         if not isinstance(module, nn.Module):
             raise ValueError(f"frozen: module must be an nn.Module, got {type(module).__name__}")
         trainable = trainable_parameter_names(module)
@@ -104,6 +135,7 @@ class FrozenTeacher(Teacher):
         if checkpoint is not None:
             load_weights(module, checkpoint, strict=strict)
         self.module = module.eval()
+        self.key = key
 
-    def targets(self, batch: Any, **kwargs: Any) -> Any:
-        return call_module(self.module, batch)
+    def targets(self, inputs: Any, **kwargs: Any) -> Any:
+        return call_module(self.module, read_key(inputs, self.key, "frozen"))

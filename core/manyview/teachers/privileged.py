@@ -5,14 +5,36 @@ information; the base of cross-modal distillation (Gupta, Hoffman, Malik 2016)."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from manyview.teachers.base import Teacher, trainable_parameter_names
 
 PASS_THROUGH = ("label", "labels", "index")
+
+
+class RunFusion(nn.Module):
+    """A trained run's embeddings of several modalities, fused into one ``(N, D)`` target:
+    the mean of the L2-normalised embeddings (``fuse="mean"``, the joint embedding of a
+    contrastive run) or their concatenation (``fuse="concat"``)."""
+
+    def __init__(self, run: str | Path, keys: Sequence[str], fuse: str = "mean") -> None:
+        super().__init__()
+        from manyview.runs import RunEncoder, load_run
+
+        if fuse not in ("mean", "concat"):
+            raise ValueError(f"privileged: fuse must be 'mean' or 'concat', got {fuse!r}")
+        loaded = load_run(run)
+        self.encoders = nn.ModuleDict({k: RunEncoder(loaded, k) for k in keys})
+        self.fuse = fuse
+
+    def forward(self, **inputs: Any) -> Tensor:
+        z = [F.normalize(enc(inputs[k]).float(), dim=-1) for k, enc in self.encoders.items()]
+        return torch.cat(z, dim=-1) if self.fuse == "concat" else torch.stack(z).mean(0)
 
 
 class PrivilegedTeacher(Teacher):
@@ -25,24 +47,35 @@ class PrivilegedTeacher(Teacher):
 
     Args:
         module: the teacher network, called as ``module(**{key: batch[key]})``.
+        run: instead of ``module``, a trained manyview run directory that embeds every
+            teacher key (e.g. an image+text contrastive run); its embeddings are fused by
+            ``fuse`` (:class:`RunFusion`). This is the form a TOML ``[teacher]`` table uses:
+            ``options = { run = "runs/image-text", teacher_keys = ["image", "text"] }``.
         teacher_keys: the inputs the teacher sees.
-        student_keys: the inputs the student sees (may overlap the teacher's).
+        student_keys: the inputs the student sees (may overlap the teacher's); a recipe
+            fills in its modalities.
+        fuse: with ``run``: ``"mean"`` (default) or ``"concat"``.
         freeze: freeze the module's parameters in place (otherwise they must already be
             frozen, as for the ``frozen`` teacher).
     """
 
+    from_context: ClassVar[dict[str, str]] = {"student_keys": "modalities"}
+
     def __init__(
         self,
-        module: nn.Module,
+        module: nn.Module | None = None,
         *,
         teacher_keys: Sequence[str],
         student_keys: Sequence[str],
+        run: str | Path | None = None,
+        fuse: str = "mean",
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(module, nn.Module):
+        if isinstance(teacher_keys, str) or isinstance(student_keys, str):
             raise ValueError(
-                f"privileged: module must be an nn.Module, got {type(module).__name__}"
+                "privileged: teacher_keys and student_keys must be lists of names, e.g. "
+                'teacher_keys = ["image", "text"]'
             )
         teacher_keys, student_keys = tuple(teacher_keys), tuple(student_keys)
         if not teacher_keys or not student_keys:
@@ -51,6 +84,14 @@ class PrivilegedTeacher(Teacher):
             raise ValueError(
                 f"privileged: the teacher sees nothing the student does not ({teacher_keys} vs "
                 f"{student_keys}); use the 'frozen' teacher instead"
+            )
+        if (module is None) == (run is None):
+            raise ValueError("privileged: pass exactly one of module= or run=")
+        if run is not None:
+            module, freeze = RunFusion(run, teacher_keys, fuse), True
+        if not isinstance(module, nn.Module):
+            raise ValueError(
+                f"privileged: module must be an nn.Module, got {type(module).__name__}"
             )
         trainable = trainable_parameter_names(module)
         if trainable and not freeze:
@@ -61,6 +102,10 @@ class PrivilegedTeacher(Teacher):
         module.requires_grad_(False)
         self.module = module.eval()
         self.teacher_keys, self.student_keys = teacher_keys, student_keys
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.teacher_keys
 
     @property
     def privileged_keys(self) -> tuple[str, ...]:
@@ -79,8 +124,8 @@ class PrivilegedTeacher(Teacher):
             )
         return {k: batch[k] for k in keys}
 
-    def targets(self, batch: Mapping[str, Any], **kwargs: Any) -> Any:
-        return self.module(**self._pick(batch, self.teacher_keys, "teacher"))
+    def targets(self, inputs: Mapping[str, Any], **kwargs: Any) -> Any:
+        return self.module(**self._pick(inputs, self.teacher_keys, "teacher"))
 
     def student_inputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """The part of ``batch`` the student may see: its keys (plus labels and indices)."""

@@ -3,12 +3,12 @@ Self-E's evaluator)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from manyview.teachers.base import Teacher, call_module
+from manyview.teachers.base import Teacher, call_module, read_key
 
 
 class SelfTeacher(Teacher):
@@ -18,20 +18,27 @@ class SelfTeacher(Teacher):
         student: the student module (held by reference, not copied: no state of its own).
         eval_mode: run the student in eval mode for the targets (dropout off), restoring its
             mode afterwards (default ``True``).
+        key: the entry of a mapping input to read (a recipe passes the student's modality).
     """
 
-    def __init__(self, student: nn.Module, *, eval_mode: bool = True) -> None:
+    from_context: ClassVar[dict[str, str]] = {"student": "student", "key": "modality"}
+
+    def __init__(
+        self, student: nn.Module, *, eval_mode: bool = True, key: str | None = None
+    ) -> None:
         super().__init__()
         if not isinstance(student, nn.Module):
             raise ValueError(f"self: student must be an nn.Module, got {type(student).__name__}")
         self._student = [student]
         self.eval_mode = eval_mode
+        self.key = key
 
     @property
     def student(self) -> nn.Module:
         return self._student[0]
 
-    def targets(self, batch: Any, **kwargs: Any) -> Any:
+    def targets(self, inputs: Any, **kwargs: Any) -> Any:
+        batch = read_key(inputs, self.key, "self")
         student = self.student
         was_training = student.training
         if self.eval_mode:

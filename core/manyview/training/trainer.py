@@ -16,7 +16,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from manyview import distributed
 from manyview.config import ConfigError, dump_config
 from manyview.manager import plugin_manager
 from manyview.metrics import alignment, effective_rank, uniformity
+from manyview.recipes.base import Recipe
 from manyview.training.checkpoint import (
     CheckpointError,
     clean_partial,
@@ -38,10 +39,10 @@ from manyview.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from manyview.training.gradcache import NonFiniteLossError
 from manyview.training.optim import build_optimizer, build_scheduler
 from manyview.training.progress import Progress
 from manyview.training.sampler import EpochBatchSampler
+from manyview.training.strategies import make_strategy
 
 
 class TrainingError(RuntimeError):
@@ -109,12 +110,20 @@ class Trainer:
             factory = manyview.entry("recipe", name).load()
         except LookupError as exc:
             raise ConfigError(f"[run] recipe: {exc}") from None
-        self.recipe = factory(self.config, self.dataset).to(self.device)
+        recipe = factory(self.config, self.dataset)
+        if not isinstance(recipe, Recipe) or not isinstance(
+            getattr(recipe, "model", None), nn.Module
+        ):
+            raise ConfigError(
+                f"[run] recipe: {name!r} built a {type(recipe).__name__}, not a "
+                "manyview.recipes.Recipe with a `model` module (docs/architecture.md)"
+            )
+        self.recipe = recipe.to(self.device)
         self.model: nn.Module = self.recipe.model
         self.teacher = self.recipe.teacher
         params = self.recipe.trainable()
         if not params:
-            raise ConfigError("the recipe has no trainable parameters")
+            raise ConfigError(f"[run] recipe: {name!r} has no trainable parameters")
         self.optimizer = build_optimizer(self.config["optimizer"], params)
         self.scheduler = build_scheduler(self.config["schedule"], self.optimizer, self.run["steps"])
         self.sampler = EpochBatchSampler(
@@ -129,26 +138,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(
             self.run["seed"] * 7919 + self.ctx.rank + 1
         )
-        self.forward: Callable[..., Any] = self.recipe.step
-        chunk = self.run["gradcache_chunk"]
-        if chunk:
-            if not callable(getattr(self.recipe, "step_gradcache", None)):
-                raise ConfigError(
-                    f"[run] gradcache_chunk: recipe {self.config['run']['recipe']!r} does not "
-                    'support GradCache (the "contrastive" recipe does); set gradcache_chunk = 0'
-                )
-            step_gradcache = self.recipe.step_gradcache
-            self.forward = lambda batch, generator: step_gradcache(
-                batch, generator, chunk_size=chunk, loss_scale=1.0 / self.run["grad_accum"]
-            )
-        if self.ctx.world_size > 1 and chunk:  # no DDP: start every rank from rank 0's model
-            distributed.broadcast_from_rank0(self.recipe)
-        if self.ctx.world_size > 1 and not chunk:  # GradCache averages the gradients itself
-            ddp = torch.nn.parallel.DistributedDataParallel(
-                _StepModule(self.recipe),
-                device_ids=[self.device] if self.device.type == "cuda" else None,
-            )
-            self.forward = ddp
+        self.strategy = make_strategy(self.recipe, self.run, self.device, self.ctx.world_size)
         if self.run["compile"]:
             self.recipe.compile_model()
         self.writer = None
@@ -173,9 +163,10 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(self.generator),
-            "losses": self.recipe.losses.state_dict(),
-            "teacher": self.teacher.state_dict() if self.teacher is not None else {},
-            "views": self.recipe.views.state_dict() if hasattr(self.recipe, "views") else {},
+            # everything the recipe owns but the model's weights (model.safetensors)
+            "recipe": {
+                k: v for k, v in self.recipe.state_dict().items() if not k.startswith("model.")
+            },
         }
 
     def save(self) -> Path | None:
@@ -198,17 +189,20 @@ class Trainer:
         if found is None:
             raise CheckpointError(f"no checkpoint to resume in {root}")
         weights, state = load_checkpoint(found)
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if "recipe" not in state:
+            raise CheckpointError(
+                f"{found} was written by an older manyview (its state.pt has no 'recipe'); "
+                "start a new run"
+            )
+        full = {**{f"model.{k}": v for k, v in weights.items()}, **state["recipe"]}
+        missing, unexpected = self.recipe.load_state_dict(full, strict=False)
         if missing or unexpected:
             raise CheckpointError(
-                f"{found} does not fit this run's model (missing {missing[:3]}, unexpected "
+                f"{found} does not fit this run's recipe (missing {missing[:3]}, unexpected "
                 f"{unexpected[:3]}); was the configuration changed?"
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.recipe.losses.load_state_dict(state["losses"])
-        if self.teacher is not None:
-            self.teacher.load_state_dict(state["teacher"])
         set_rng_state(state["rng"], self.generator)
         self.step = int(state["step"])
         self.batches_consumed = int(state["batches_consumed"])
@@ -317,7 +311,6 @@ class Trainer:
     def _loop(self, progress: Progress) -> dict[str, Any]:
         run = self.run
         accum = run["grad_accum"]
-        cached = bool(run["gradcache_chunk"])
         autocast = torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=run["precision"] == "bf16"
         )
@@ -333,27 +326,16 @@ class Trainer:
             for _ in range(accum):
                 batch = next(batches)
                 self.batches_consumed += 1
-                if cached and self.ctx.world_size > 1:  # as DDP does before each forward
-                    distributed.broadcast_buffers(self.recipe)
-                try:
-                    with autocast, distributed.gather_mode(mode):
-                        out = self.forward(batch, self.generator)
-                except NonFiniteLossError:  # GradCache checked it: nothing was backpropagated
+                with autocast, distributed.gather_mode(mode):
+                    out = self.strategy.run(batch, self.generator, 1.0 / accum)
+                if out is None:  # not finite on some rank: nothing was backpropagated
                     finite = False
                     break
-                if not cached:  # GradCache has checked every rank and accumulated gradients
-                    loss = out.loss / accum
-                    # every rank must agree, or DDP's gradient all-reduce would wait forever
-                    if not distributed.all_ranks_true(bool(torch.isfinite(loss))):
-                        finite = False
-                        break
-                    loss.backward()
                 total += out.loss.detach()  # stays on the device: no sync per step
                 last, components = out, out.components
                 window_samples += _batch_size(batch) * self.ctx.world_size
             if finite:
-                if cached and self.ctx.world_size > 1:  # no DDP wrapper: average as DDP would
-                    distributed.average_gradients(self.recipe.trainable())
+                self.strategy.before_optimizer_step()
                 if run["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.recipe.trainable(), run["grad_clip"])
                 self.optimizer.step()
@@ -365,8 +347,8 @@ class Trainer:
                 progress.write(f"step {self.step + 1}: the loss is not finite; the step is skipped")
             self.scheduler.step()
             self.step += 1
-            if finite and self.teacher is not None:
-                self.teacher.update(self.model, self.step - 1)
+            if finite:
+                self.recipe.after_step(self.step - 1)
             if finite:
                 window_loss += total / accum
                 window_steps += 1
@@ -426,17 +408,6 @@ class Trainer:
             for key, value in metrics.items():
                 if key != "step" and isinstance(value, int | float):
                     self.writer.add_scalar(key, value, self.step)
-
-
-class _StepModule(nn.Module):
-    """Lets DDP wrap a recipe: ``forward`` is the recipe's step."""
-
-    def __init__(self, recipe: nn.Module) -> None:
-        super().__init__()
-        self.recipe = recipe
-
-    def forward(self, batch: Any, generator: torch.Generator) -> Any:
-        return self.recipe.step(batch, generator)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -73,16 +73,15 @@ def test_api_on_a_run_dir_matches_registration(run_dir):
 
 
 def test_baseline_is_the_runs_initial_model(run_dir):
-    loaded = crossmodal.load_run(run_dir)
-    again = crossmodal.load_run(run_dir)
+    loaded = manyview.load_run(run_dir)
+    again = manyview.load_run(run_dir)
+    base = loaded.baseline().recipe.model.state_dict()
     for (name, w), w2 in zip(
-        loaded["baseline"].state_dict().items(),
-        again["baseline"].state_dict().values(),
-        strict=True,
+        base.items(), again.baseline().recipe.model.state_dict().values(), strict=True
     ):
         assert torch.equal(w, w2), name
-    trained = loaded["model"].state_dict()
-    assert any(not torch.equal(trained[k], v) for k, v in loaded["baseline"].state_dict().items())
+    trained = loaded.recipe.model.state_dict()
+    assert any(not torch.equal(trained[k], v) for k, v in base.items())
 
 
 # ------------------------------------------------------------------ zero-shot through the API
@@ -120,14 +119,23 @@ class Pairs(torch.utils.data.Dataset):
         return {"image": self.image[i], "text": f"a {NAMES[y]}", "label": y, "index": i}
 
 
+class TwoTowers(nn.Module):
+    """An embedder of another library's making: ``modalities`` and ``encode`` are all a
+    benchmark asks for."""
+
+    modalities = ("image", "text")
+
+    def __init__(self, protos: torch.Tensor) -> None:
+        super().__init__()
+        self.towers = nn.ModuleDict({"image": nn.Identity(), "text": Words(protos)})
+
+    def encode(self, modality, inputs):
+        return self.towers[modality](inputs)
+
+
 def test_zero_shot_with_prompt_ensembling_through_the_text_encoder(tmp_path):
     protos = torch.randn(3, 6, generator=torch.Generator().manual_seed(0)) * 3
-    model = nn.ModuleDict(
-        {
-            "encoders": nn.ModuleDict({"image": nn.Identity(), "text": Words(protos)}),
-            "projectors": nn.ModuleDict({}),
-        }
-    )
+    model = TwoTowers(protos)
     train, test = Pairs(protos, 60, 1), Pairs(protos, 30, 2)
     result = crossmodal.run(
         model, train, test, templates=["a photo of a {}.", "{}"], out=tmp_path, baseline=None
@@ -166,13 +174,13 @@ def test_modality_without_encoder(run_dir, capsys):
 
 
 def test_empty_split_and_unknown_suite(run_dir, capsys):
-    loaded = crossmodal.load_run(run_dir)
+    loaded = manyview.load_run(run_dir)
     data = manyview.create("dataset", "synthetic", modalities={"a": 8, "b": 12})
     empty = torch.utils.data.Subset(data, [])
     with pytest.raises(BenchmarkError, match="test split is empty"):
-        crossmodal.run(loaded["model"], data, empty)
+        crossmodal.run(loaded, data, empty)
     with pytest.raises(BenchmarkError, match="train split is empty"):
-        crossmodal.run(loaded["model"], empty, data)
+        crossmodal.run(loaded.recipe, empty, data)
     with pytest.raises(BenchmarkError, match="valid"):
         crossmodal.run(run_dir, split="valid")
     assert main(["bench", "--checkpoint", str(run_dir), "--suite", "nope"]) == 2

@@ -12,7 +12,7 @@ from manyview.testing import build
 LOSSES = [
     n
     for n in manyview.available("loss")
-    if getattr(manyview.entry("loss", n).load(), "input_kind", "views") == "views"
+    if getattr(manyview.entry("loss", n).load(), "takes", "views") == "views"
 ]
 
 

@@ -22,7 +22,7 @@ NAMES = [
     n
     for n in manyview.available("loss")
     if n != "isogclr"
-    and getattr(manyview.entry("loss", n).load(), "input_kind", "views") == "views"
+    and getattr(manyview.entry("loss", n).load(), "takes", "views") == "views"
 ]
 
 

@@ -54,7 +54,7 @@ BAD = [
     ),
     (
         ("replace", 'name = "mv_infonce"', 'name = "clip"'),
-        "[[losses]] #1 (clip) takes 2..2 views, but the modalities give M = 3; change num_views or use 'pwe'",
+        "[[losses]] #1 (clip) takes 2..2 views, but the recipe gives M = 3; change num_views or use 'pwe'",
     ),
     (("replace", "[data]", "[data]\nsplit = 3"), "[data] unknown key 'split'"),
     (("append", "\n[[losses]]\nweight = 2.0\n"), "[[losses]] #3 needs name = ..."),

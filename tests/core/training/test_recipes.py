@@ -58,7 +58,8 @@ def test_dino_self_distillation_with_ema_teacher(tmp_path):
     assert int(trainer.teacher.num_updates) == 30
     # the teacher and DINO's center are checkpointed
     state = torch.load(tmp_path / "run/checkpoints/last/state.pt", weights_only=True)
-    assert "module.encoder.net.0.weight" in state["teacher"] and "0.center" in state["losses"]
+    assert "teacher.module.encoder.net.0.weight" in state["recipe"]
+    assert "losses.losses.dino.center" in state["recipe"]
 
 
 def test_feature_distillation_from_a_frozen_checkpoint(tmp_path):

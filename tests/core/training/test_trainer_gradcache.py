@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+import manyview
 from manyview.config import ConfigError, load_config
+from manyview.recipes import Recipe, StepOutput
 from manyview.training.trainer import Trainer
 
 
@@ -51,44 +53,57 @@ def test_a_non_finite_gradcache_step_is_skipped(tiny_config, tmp_path, nan_loss)
     assert trainer.bad_steps == 2 and trainer.step == 5
 
 
-def test_a_recipe_without_gradcache_is_a_config_error(tmp_path):
+class _WholeStep:
+    """An in-process plugin with a recipe that computes its own step (no embed split)."""
+
+    @manyview.hookimpl
+    def manyview_register_recipes(self, register):
+        register("whole_step", WholeStepRecipe)
+
+
+class WholeStepRecipe(Recipe):
+    """A recipe with its own step: an MLP's mean squared output."""
+
+    def __init__(self, config, dataset):
+        super().__init__()
+        self.model = torch.nn.Linear(12, 2)
+
+    def step(self, batch, generator):
+        return StepOutput(self.model(batch["a"]).pow(2).mean())
+
+
+def test_a_recipe_without_the_embed_split_is_a_config_error(tmp_path, fresh_plugins):
+    from manyview import manager
+
+    manager.register_plugin(_WholeStep(), name="wholestep")
     config = """
 [run]
-recipe = "distill"
+recipe = "whole_step"
 steps = 2
 batch_size = 16
-gradcache_chunk = 4
 [data]
 name = "synthetic"
 options = { modalities = { a = 12 }, num_samples = 64, num_classes = 4 }
-[modalities.a]
-encoder = "mlp"
-encoder_options = { output_dim = 16 }
-num_views = 2
-views = [{ name = "gaussian_noise", options = { std = 0.3 } }]
-projector_dim = 16
-[teacher]
-name = "ema"
 [[losses]]
-name = "dino"
-options = { out_dim = 16 }
+name = "infonce"
 """
-    path = tmp_path / "d.toml"
+    path = tmp_path / "w.toml"
     path.write_text(config)
-    with pytest.raises(ConfigError, match="gradcache_chunk: recipe 'distill' does not support"):
-        Trainer(load_config(path), tmp_path / "run", progress=False).fit()
+    Trainer(load_config(path), tmp_path / "plain", progress=False).fit()  # trains as it is
+    with pytest.raises(ConfigError, match="computes its own step .* set gradcache_chunk = 0"):
+        Trainer(load_config(path, ["run.gradcache_chunk=4"]), tmp_path / "gc", progress=False).fit()
 
 
 def test_the_gradcache_step_is_the_one_that_runs(tiny_config, tmp_path, monkeypatch):
-    from manyview.recipes.contrastive import ContrastiveRecipe
+    from manyview.training.strategies import GradCacheStep
 
     calls = []
-    original = ContrastiveRecipe.step_gradcache
+    original = GradCacheStep.run
 
-    def spy(self, batch, generator, **kwargs):
-        calls.append(kwargs)
-        return original(self, batch, generator, **kwargs)
+    def spy(self, batch, generator, scale):
+        calls.append((self.chunk_size, scale))
+        return original(self, batch, generator, scale)
 
-    monkeypatch.setattr(ContrastiveRecipe, "step_gradcache", spy)
+    monkeypatch.setattr(GradCacheStep, "run", spy)
     _train(tiny_config(steps=2), tmp_path / "run", ["run.gradcache_chunk=8", "run.grad_accum=2"])
-    assert calls == [{"chunk_size": 8, "loss_scale": 0.5}] * 4
+    assert calls == [(8, 0.5)] * 4

@@ -1,5 +1,5 @@
 """The speech recipes through the core Trainer: supervised-contrastive word recognition on
-held-out voices (the issue's Done-when run), the joint objective, init_from, audio-text."""
+held-out voices, the joint objective, init_from, audio-text."""
 
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, steps: int = 100) ->
 
 @pytest.mark.slow
 def test_supcon_learns_words_that_transfer_to_held_out_voices(tmp_path):
-    """Done-when: SupCon pre-training on spoken digits (16 training voices) against 16
-    voices never seen in training; chance is 10%."""
+    """SupCon pre-training on spoken digits (16 training voices), scored on 16 voices never
+    seen in training; chance is 10%."""
     start = time.perf_counter()
     trainer = Trainer(
         validate(speech_config(60, WORDS, objective="contrastive")), tmp_path, progress=False
@@ -105,7 +105,7 @@ def test_supcon_learns_words_that_transfer_to_held_out_voices(tmp_path):
     assert not set(train.speakers.tolist()) & set(test.speakers.tolist())
     recipe = trainer.recipe.eval()
     with torch.no_grad():
-        train_x, test_x = recipe.encode(train.audio), recipe.encode(test.audio)
+        train_x, test_x = recipe.features(train.audio), recipe.features(test.audio)
         online = float((recipe.predict(test.audio) == test.labels).float().mean())
         torch.manual_seed(0)
         untrained = manyview.create("encoder", "logmel_cnn", **ENCODER).eval()
@@ -140,7 +140,7 @@ def test_contrastive_objective_keeps_the_encoder_out_of_cross_entropy():
     data = SpokenWords(**TINY)
     recipe = SpeechClassificationRecipe(config, data)
     batch = data.get_batch(range(len(data)))
-    recipe.losses[0].temperature = 1e9  # make the contrastive term's gradient vanish
+    recipe.losses.losses["supcon"].temperature = 1e9  # make the contrastive term's gradient vanish
     out = recipe.step(batch, torch.Generator().manual_seed(0))
     out.loss.backward()
     assert recipe.model["classifier"].weight.grad.abs().sum() > 0

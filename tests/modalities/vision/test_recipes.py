@@ -77,7 +77,7 @@ def test_simclr_fills_views_and_head():
     assert recipe.num_views == {"image": 2} and recipe.calls == {"image": 1}
     assert type(recipe.views["image"].views[0]).__name__ == "ViewSet"
     head = recipe.model["projectors"]["image"]
-    assert head[0].out_features == 512 and head[-1].out_features == 128
+    assert head.net[0].out_features == 512 and head.output_dim == 128
     out = step(recipe, data)
     assert out.embeddings.shape == (8, 2, 128)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from manyview.config import ConfigError
-from manyview.recipes.base import StepOutput, loss_inputs
-from manyview.recipes.contrastive import ContrastiveRecipe
+from manyview.recipes import ContrastiveRecipe, StepOutput, batch_inputs
 from manyview_speech.recipes.classification import read_options
 
 OPTIONS = {"audio": "audio", "text": "text", "positives": "text"}
@@ -61,28 +60,42 @@ class AudioTextRecipe(ContrastiveRecipe):
         super().__init__(ordered, dataset)
         self.audio, self.text, self.positives = audio, text, options["positives"]
 
+    example_config = """
+[run]
+recipe = "audio_text"
+steps = 4
+batch_size = 6
+[data]
+name = "synthetic"
+options = { modalities = { audio = [1600], text = "text" }, num_samples = 24, num_classes = 3 }
+[modalities.audio]
+encoder = "logmel_cnn"
+encoder_options = { n_mels = 16, channels = [8, 8], output_dim = 8 }
+views = [{ name = "audio_gain", options = { min_db = -3, max_db = 3 } }]
+[modalities.text]
+encoder = "char_ngram"
+encoder_options = { output_dim = 8, embed_dim = 8, buckets = 256 }
+[[losses]]
+name = "supcon"
+"""
+
     def embed_audio(self, x: Tensor) -> Tensor:
         """Shared-space embeddings ``(N, D)`` of clips (no views)."""
-        return self.model["projectors"][self.audio](self.model["encoders"][self.audio](x))
+        return self.encode(self.audio, x)
 
     def embed_text(self, texts: list[str]) -> Tensor:
         """Shared-space embeddings ``(N, D)`` of texts."""
-        return self.model["projectors"][self.text](self.model["encoders"][self.text](texts))
+        return self.encode(self.text, texts)
 
-    def step(self, batch: Mapping[str, Any], generator: torch.Generator) -> StepOutput:
-        z = self.embed(batch, generator)
+    def objective(self, z: Tensor, batch: Mapping[str, Any], views: Sequence[Any]) -> StepOutput:
+        """The losses with the configured positives: ``labels`` are the texts' ids
+        (``"text"``), the dataset's labels (``"label"``) or none (``"instance"``)."""
+        inputs = batch_inputs(batch)
         if self.positives == "text":
             ids: dict[str, int] = {}
             labels = [ids.setdefault(t, len(ids)) for t in batch[self.text]]
-            batch = {**batch, "label": torch.tensor(labels, device=z.device)}
+            inputs["labels"] = torch.tensor(labels, device=z.device)
         elif self.positives == "instance":
-            batch = {k: v for k, v in batch.items() if k != "label"}
-        total = z.new_zeros(())
-        components = {}
-        for name, entry, loss, weight in zip(
-            self.names, self.entries, self.losses, self.weights, strict=True
-        ):
-            value = loss(z, **loss_inputs(entry, loss, batch))
-            components[name] = value.detach()
-            total = total + weight * value
+            inputs.pop("labels", None)
+        total, components = self.losses(z, **inputs)
         return StepOutput(total, components, z.detach())

@@ -4,8 +4,7 @@ cross-entropy (La Quatra et al., "Speech Analysis of Language Varieties in Italy
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import manyview
+from manyview import did_you_mean
 from manyview.config import ConfigError
-from manyview.recipes.base import Recipe, StepOutput, fill_dataset_size, loss_inputs, make_loss
-from manyview.recipes.contrastive import build_encoder, build_views, projector
+from manyview.context import BuildContext
+from manyview.recipes import (
+    EmbedRecipe,
+    Projector,
+    StepOutput,
+    WeightedLosses,
+    batch_inputs,
+    build_encoder,
+    build_views,
+)
 
 OPTIONS = {
     "objective": "joint",
@@ -38,8 +45,8 @@ def read_options(
     given = dict(config.get("recipe_options") or {})
     for key in given:
         if key not in defaults:
-            close = difflib.get_close_matches(key, list(defaults), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(defaults)}"
+            close = did_you_mean(key, defaults)
+            hint = close or f"; allowed: {', '.join(defaults)}"
             raise ConfigError(f"[recipe_options] ({who}) unknown key {key!r}{hint}")
     return {**defaults, **given}
 
@@ -73,7 +80,7 @@ def model_weights(path: str | Path) -> dict[str, Tensor]:
     )
 
 
-class SpeechClassificationRecipe(Recipe):
+class SpeechClassificationRecipe(EmbedRecipe):
     """Supervised-contrastive speech classification on one audio modality.
 
     The encoder sees ``num_views`` views of each clip. Its features ``h`` (N, M, F) go to a
@@ -99,8 +106,28 @@ class SpeechClassificationRecipe(Recipe):
       ``view_set_options``: use :func:`manyview_speech.views.view_set` instead of the
       modality's ``views`` and ``num_views``.
 
-    Logged components: each loss, ``ce`` and ``accuracy`` (of the batch's views).
+    The embeddings GradCache caches are the encoder's features ``h``; the projector, the
+    losses and the classifier are the objective. Logged components: each loss, ``ce`` and
+    ``accuracy`` (of the batch's views).
     """
+
+    example_config = """
+[run]
+recipe = "speech_supcon"
+steps = 4
+batch_size = 6
+[data]
+name = "synthetic"
+options = { modalities = { audio = [1600] }, num_samples = 24, num_classes = 3 }
+[modalities.audio]
+encoder = "logmel_cnn"
+encoder_options = { n_mels = 16, channels = [8, 8], output_dim = 8 }
+num_views = 2
+projector_dim = 8
+views = [{ name = "audio_gain", options = { min_db = -3, max_db = 3 } }]
+[[losses]]
+name = "supcon"
+"""
 
     def __init__(self, config: Mapping[str, Any], dataset: Any) -> None:
         super().__init__()
@@ -123,10 +150,10 @@ class SpeechClassificationRecipe(Recipe):
             raise ConfigError("speech_supcon recipe: the dataset's samples have no 'label'")
         encoder = build_encoder(name, modality, dataset)
         dim = encoder.output_dim
-        head = (
-            projector(dim, modality["projector_dim"] or dim, modality["projector_hidden"])
-            if modality["projector_dim"] or modality["projector_hidden"]
-            else nn.Identity()
+        head = Projector(
+            dim,
+            modality["projector_dim"] or (dim if modality["projector_hidden"] else None),
+            modality["projector_hidden"],
         )
         num_classes = int(options["num_classes"] or count_classes(dataset))
         if num_classes < 2:
@@ -148,30 +175,20 @@ class SpeechClassificationRecipe(Recipe):
             self.views = build_views(name, modality)
             self.num_views = modality["num_views"]
         self.modality, self.num_classes = name, num_classes
-        self.objective = options["objective"]
+        self.objective_kind = options["objective"]
         self.ce_weight = float(options["ce_weight"])
         self.label_smoothing = float(options["label_smoothing"])
-        specs = []
-        for i, spec in enumerate(config["losses"]):
-            spec = {**spec, "options": dict(spec["options"])}
-            try:
-                fill_dataset_size(spec, len(dataset))
-            except LookupError as exc:
-                raise ConfigError(f"[[losses]] #{i + 1}: {exc}") from None
-            specs.append((spec, f"[[losses]] #{i + 1}"))
-        self.losses = nn.ModuleList([make_loss(s, w) for s, w in specs])
-        self.entries = [manyview.entry("loss", s["name"]) for s, _ in specs]
-        self.weights = [float(s["weight"]) for s, _ in specs]
-        self.names = [s["name"] for s, _ in specs]
-        for loss, (spec, where) in zip(self.losses, specs, strict=True):
-            lo, hi = getattr(loss, "min_views", 1), getattr(loss, "max_views", None)
-            if self.num_views < lo or (hi is not None and self.num_views > hi):
-                raise ConfigError(
-                    f"{where} ({spec['name']}) takes {lo}..{hi or 'any'} views, but there are "
-                    f"{self.num_views}; change num_views"
-                )
-            if getattr(loss, "input_kind", "views") != "views":
-                raise ConfigError(f"{where} ({spec['name']}) is a distillation loss")
+        context = BuildContext(
+            dataset_size=len(dataset),
+            embed_dim=head.output_dim,
+            modalities=(name,),
+            steps=config["run"]["steps"],
+        )
+        provides = ["labels"] + (["index"] if "index" in sample else [])
+        self.losses = WeightedLosses.from_config(
+            config["losses"], context=context, provides=provides, who="the speech_supcon recipe"
+        )
+        self.losses.check_views(self.num_views, "change num_views")
         if options["init_from"]:
             self.load_weights(options["init_from"])
         self.freeze_encoder = bool(options["freeze_encoder"])
@@ -201,37 +218,43 @@ class SpeechClassificationRecipe(Recipe):
         self.model.load_state_dict(fits, strict=False)
         return sorted(fits)
 
-    def views_of(self, x: Tensor, generator: torch.Generator) -> list[Tensor]:
-        if self.uses_view_set:
-            return self.views(x, generator=generator)
-        return [self.views(x, generator) for _ in range(self.num_views)]
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return (self.modality,)
 
-    def encode(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
         """Features ``(N, F)`` of clips (or features) as the encoder sees them, no views."""
         return self.model["encoder"](x)
 
+    def encode(self, modality: str, inputs: Any) -> Tensor:
+        if modality != self.modality:
+            raise ValueError(f"speech_supcon encodes {self.modality!r}, not {modality!r}")
+        return self.model["projector"](self.features(inputs))
+
     def predict(self, x: Tensor) -> Tensor:
         """Class ids ``(N,)`` of clips (no views)."""
-        return self.model["classifier"](self.encode(x)).argmax(dim=1)
+        return self.model["classifier"](self.features(x)).argmax(dim=1)
 
-    def step(self, batch: Mapping[str, Any], generator: torch.Generator) -> StepOutput:
+    def draw(self, batch: Mapping[str, Any], generator: torch.Generator) -> list[Any]:
+        x = batch[self.modality]
+        if self.uses_view_set:
+            return list(self.views(x, generator=generator))
+        return [self.views(x, generator) for _ in range(self.num_views)]
+
+    def embed_views(self, views: Sequence[Any]) -> Tensor:
+        """The encoder's features ``h`` ``(n, M, F)``."""
+        return torch.stack([self.features(v) for v in views], dim=1)
+
+    def objective(self, z: Tensor, batch: Mapping[str, Any], views: Sequence[Any]) -> StepOutput:
+        h = z
         labels = batch["label"]
-        views = self.views_of(batch[self.modality], generator)
-        h = torch.stack([self.model["encoder"](v) for v in views], dim=1)  # (N, M, F)
-        z = self.model["projector"](h)
-        total = z.new_zeros(())
-        components: dict[str, Any] = {}
-        for name, entry, loss, weight in zip(
-            self.names, self.entries, self.losses, self.weights, strict=True
-        ):
-            value = loss(z, **loss_inputs(entry, loss, batch))
-            components[name] = value.detach()
-            total = total + weight * value
-        probe = h if self.objective == "joint" else h.detach()
+        proj = self.model["projector"](h)
+        total, components = self.losses(proj, **batch_inputs(batch))
+        probe = h if self.objective_kind == "joint" else h.detach()
         logits = self.model["classifier"](probe).flatten(0, 1)  # (N*M, C)
         targets = labels[:, None].expand(-1, h.shape[1]).reshape(-1)
         ce = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         components["ce"] = ce.detach()
         components["accuracy"] = (logits.argmax(1) == targets).float().mean()
-        total = total + (self.ce_weight if self.objective == "joint" else 1.0) * ce
-        return StepOutput(total, components, z.detach())
+        total = total + (self.ce_weight if self.objective_kind == "joint" else 1.0) * ce
+        return StepOutput(total, components, proj.detach())

@@ -1,0 +1,98 @@
+"""Building blocks recipes share: view pipelines, projectors, and encoders and teachers built
+from their configuration tables with one-line errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from manyview.config import ConfigError
+from manyview.context import build
+
+__all__ = ["Projector", "ViewPipeline", "build_encoder", "build_teacher", "build_views"]
+
+
+class ViewPipeline(nn.Module):
+    """Views applied in order, each drawing its randomness from the step's generator."""
+
+    def __init__(self, views: list[nn.Module]) -> None:
+        super().__init__()
+        self.views = nn.ModuleList(views)
+
+    def forward(self, x: Any, generator: torch.Generator) -> Any:
+        for view in self.views:
+            x = view(x, generator=generator)
+        return x
+
+
+class Projector(nn.Module):
+    """Maps encoder features to the shared space: ``(N, in_dim) -> (N, output_dim)``.
+
+    A linear map to ``out_dim``, SimCLR's two-layer MLP head (Linear, GELU, Linear) when
+    ``hidden`` > 0, or the identity when neither is given.
+
+    Args:
+        in_dim: the encoder's ``output_dim``.
+        out_dim: the projected width (``None``: ``in_dim``, and the identity without
+            ``hidden``).
+        hidden: the MLP head's hidden width (0: no hidden layer).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int | None = None, hidden: int = 0) -> None:
+        super().__init__()
+        self.output_dim = int(out_dim or in_dim)
+        if hidden:
+            self.net: nn.Module = nn.Sequential(
+                nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, self.output_dim)
+            )
+        elif out_dim:
+            self.net = nn.Linear(in_dim, self.output_dim)
+        else:
+            self.net = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def build_encoder(name: str, modality: Mapping[str, Any], dataset: Any) -> nn.Module:
+    """The ``[modalities.<name>]`` encoder, with ``input_dim`` (and any other
+    ``from_context`` argument) read from the data; it must report ``output_dim``."""
+    where = f"[modalities.{name}]"
+    sample = dataset[0].get(name)
+    context = {"input_dim": int(sample.shape[-1])} if isinstance(sample, Tensor) else {}
+    try:
+        encoder = build("encoder", modality["encoder"], modality["encoder_options"], context)
+    except (LookupError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} encoder {modality['encoder']!r}: {exc}") from None
+    if not isinstance(getattr(encoder, "output_dim", None), int):
+        raise ConfigError(f"{where} encoder {modality['encoder']!r} does not report output_dim")
+    return encoder
+
+
+def build_views(name: str, modality: Mapping[str, Any]) -> ViewPipeline:
+    """The ``[modalities.<name>]`` views as one pipeline."""
+    views = []
+    for i, spec in enumerate(modality["views"]):
+        where = f"[modalities.{name}] views[{i}] ({spec['name']})"
+        try:
+            views.append(build("view", spec["name"], spec["options"]))
+        except (LookupError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return ViewPipeline(views)
+
+
+def build_teacher(spec: Mapping[str, Any] | None, context: Mapping[str, Any]) -> nn.Module:
+    """The ``[teacher]`` table, with the teacher's ``from_context`` arguments (the student,
+    its modality, the run's steps, ...) filled in."""
+    if spec is None:
+        raise ConfigError(
+            'add a [teacher] table, e.g. name = "ema" (an average of the student), "frozen" or '
+            '"privileged" (manyview list teacher)'
+        )
+    try:
+        return build("teacher", spec["name"], spec["options"], context)
+    except (LookupError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[teacher] ({spec['name']}): {exc}") from None
