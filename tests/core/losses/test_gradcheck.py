@@ -21,8 +21,7 @@ FULL_GRADIENT = {
 NAMES = [
     n
     for n in manyview.available("loss")
-    if n != "isogclr"
-    and getattr(manyview.entry("loss", n).load(), "takes", "views") == "views"
+    if n != "isogclr" and getattr(manyview.entry("loss", n).load(), "takes", "views") == "views"
 ]
 
 

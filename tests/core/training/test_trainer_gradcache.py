@@ -90,7 +90,7 @@ name = "infonce"
     path = tmp_path / "w.toml"
     path.write_text(config)
     Trainer(load_config(path), tmp_path / "plain", progress=False).fit()  # trains as it is
-    with pytest.raises(ConfigError, match="computes its own step .* set gradcache_chunk = 0"):
+    with pytest.raises(ConfigError, match=r"computes its own step .* set gradcache_chunk = 0"):
         Trainer(load_config(path, ["run.gradcache_chunk=4"]), tmp_path / "gc", progress=False).fit()
 
 
