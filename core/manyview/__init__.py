@@ -65,16 +65,16 @@ def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     factory = found.load()
     try:
         signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+    except (TypeError, ValueError):  # no signature (some builtins): let the call decide
         return factory(**kwargs)
     params = signature.parameters.values()
     accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for key in kwargs if not any(p.kind is p.VAR_KEYWORD for p in params) else ():
-        if key not in accepted:
-            raise TypeError(
-                f"{found.kind} {found.name!r} got an unexpected argument {key!r}"
-                f"{did_you_mean(key, accepted) or '.'} It accepts: {', '.join(accepted) or 'nothing'}"
-            )
+    wrong = [key for key in kwargs if key not in accepted]
+    if wrong and not any(p.kind is p.VAR_KEYWORD for p in params):
+        raise TypeError(
+            f"{found.kind} {found.name!r} got an unexpected argument {wrong[0]!r}"
+            f"{did_you_mean(wrong[0], accepted) or '.'} It accepts: {', '.join(accepted) or 'nothing'}"
+        )
     try:
         signature.bind(**kwargs)
     except TypeError as exc:

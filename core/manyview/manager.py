@@ -50,12 +50,14 @@ _loaded: tuple[pluggy.PluginManager, list[PluginInfo]] | None = None
 _lock = threading.RLock()
 
 
-def _env(var: str) -> set[str] | None:
+def _names(var: str) -> set[str] | None:
+    """The comma-separated names in environment variable ``var`` (``None`` when unset)."""
     raw = os.environ.get(var)
     return None if raw is None else {part.strip() for part in raw.split(",") if part.strip()}
 
 
 def _state() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """The pluggy manager and every plugin found, loaded on first use."""
     global _loaded
     with _lock:
         if _loaded is None:
@@ -63,18 +65,19 @@ def _state() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
 
             _loaded = (pm := pluggy.PluginManager("manyview"), [])
             pm.add_hookspecs(hookspecs)
-            allow, block = _env("MANYVIEW_LOAD_PLUGINS"), _env("MANYVIEW_DISABLE_PLUGINS") or set()
-            for name in block:
+            allow = _names("MANYVIEW_LOAD_PLUGINS")  # entry points only
+            block = _names("MANYVIEW_DISABLE_PLUGINS") or set()
+            for name in block:  # pluggy then refuses plugins of that name
                 pm.set_blocked(name)
             for name in BUILTINS:
                 module = name.replace("manyview.", "manyview.default_plugins.")
                 info = PluginInfo(name, "manyview", __version__, module, builtin=True)
                 _add(info, partial(import_module, module), "manyview" in block)
-            eps = {
+            found = {
                 (ep.dist.name if ep.dist else ep.name, ep.name): ep
                 for ep in metadata.entry_points(group="manyview")
             }
-            for (dist, name), ep in sorted(eps.items()):
+            for (dist, name), ep in sorted(found.items()):
                 info = PluginInfo(name, dist, ep.dist.version if ep.dist else "unknown", ep.value)
                 _add(info, ep.load, dist in block or not (allow is None or {name, dist} & allow))
         return _loaded
@@ -96,15 +99,15 @@ def _add(info: PluginInfo, load: Callable[[], Any], disabled: bool = False) -> P
             register = partial(_stage, staged, kind, info.distribution)
             if failures := call_hook(hook, plugin=info.name, register=register):
                 raise failures[0][1]
-        known = {(e.kind, e.name, e.plugin) for i in infos for e in i.entries}
+        taken = {(e.kind, e.name, e.plugin) for i in infos for e in i.entries}
         for e in staged:
-            if (e.kind, e.name, e.plugin) in known:
+            if (key := (e.kind, e.name, e.plugin)) in taken:
                 raise ValueError(f"{e.kind} {e.name!r} is registered twice by {e.plugin!r}")
-            known.add((e.kind, e.name, e.plugin))
+            taken.add(key)
     except BaseException as exc:  # ImportError, SystemExit in a plugin, bad hookimpls...
         if isinstance(exc, KeyboardInterrupt):
             raise
-        info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+        info.status, info.error = "failed", " ".join(f"{type(exc).__name__}: {exc}".split())
         if obj is not None and pm.get_plugin(info.name) is obj:
             pm.unregister(name=info.name)
         return info
@@ -126,11 +129,11 @@ def call_hook(
 ) -> list[tuple[str, Exception]]:
     """Call hook ``name`` with ``kwargs`` once per plugin that implements it, on its own.
 
-    Plugins run in pluggy's order (``tryfirst``/``trylast`` kept, hook wrappers wrapping each
-    plugin's call) through ``subset_hook_caller``, so pluggy's tracing and monitoring see
-    every call. One that raises does not stop the others. ``plugin`` calls only that plugin.
-    ``reported`` (a set of ``"<plugin>:<hook>"``) prints each new failure once to stderr,
-    naming plugin, hook and error. Returns ``(plugin name, exception)`` per failure.
+    Each call goes through ``subset_hook_caller``, in pluggy's order (``tryfirst``/``trylast``
+    kept, hook wrappers wrapping each plugin's call), so pluggy's tracing and monitoring see
+    it; a plugin that raises does not stop the others. ``plugin`` calls only that plugin.
+    ``reported`` (a set of ``"<plugin>:<hook>"``) prints each new failure once to stderr.
+    Returns ``(plugin name, exception)`` for each plugin that raised.
     """
     pm = plugin_manager()
     if not name.startswith("manyview_") or (caller := getattr(pm.hook, name, None)) is None:
@@ -141,19 +144,17 @@ def call_hook(
     order = list(dict.fromkeys(i.plugin for i in impls))  # pluggy calls the last one first
     failures = []
     for obj in order:
-        if plugin is not None and pm.get_name(obj) != plugin:
+        who = pm.get_name(obj) or repr(obj)
+        if plugin is not None and who != plugin:
             continue
         try:
             pm.subset_hook_caller(name, remove_plugins=[o for o in order if o is not obj])(**kwargs)
         except Exception as exc:  # a broken plugin is reported, never fatal
-            who = pm.get_name(obj) or repr(obj)
             failures.append((who, exc))
             if reported is not None and f"{who}:{name}" not in reported:
                 reported.add(f"{who}:{name}")
-                print(
-                    f"manyview: plugin {who!r} failed in {name}: {type(exc).__name__}: {exc}",
-                    file=sys.stderr,
-                )
+                why = f"{type(exc).__name__}: {exc}"
+                print(f"manyview: plugin {who!r} failed in {name}: {why}", file=sys.stderr)
     return failures
 
 

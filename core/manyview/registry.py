@@ -60,17 +60,15 @@ def normalize_kind(kind: str) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered thing: ``factory`` is a callable or a ``"module:attr"`` string imported
-    on first use, ``plugin`` the distribution that registered it, ``modality`` that of a
-    view, encoder or reader, ``meta`` any further keyword metadata."""
+    """One registered thing; ``plugin`` is the distribution that registered it."""
 
     kind: str
     name: str
-    factory: Factory
+    factory: Factory  # a callable, or a "module:attr" string imported on first use
     plugin: str
     summary: str = ""
-    modality: str | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    modality: str | None = None  # that of a view, encoder or reader
+    meta: Mapping[str, Any] = field(default_factory=dict)  # any further keyword metadata
 
     @property
     def qualified_name(self) -> str:
@@ -118,16 +116,13 @@ def make_entry(kind: str, name: str, factory: Factory, plugin: str, **meta: Any)
     return Entry(kind, name, factory, plugin, summary, modality, meta)
 
 
-class Registry:
-    """A lookup over entries by kind and name (see :func:`manyview.manager.registry`)."""
-
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
-        self._entries = sorted(entries, key=lambda e: (e.name, e.plugin))
+class Registry(tuple[Entry, ...]):
+    """Entries, looked up by kind and name (:func:`manyview.manager.registry` has them all)."""
 
     def entries(self, kind: str) -> list[Entry]:
         """Every entry of one kind, sorted by name, then plugin."""
         kind = normalize_kind(kind)
-        return [e for e in self._entries if e.kind == kind]
+        return sorted((e for e in self if e.kind == kind), key=lambda e: (e.name, e.plugin))
 
     def names(self, kind: str) -> list[str]:
         """Sorted names of one kind; a name several plugins registered is listed qualified."""
