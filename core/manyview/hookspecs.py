@@ -5,7 +5,8 @@ plugin adds. ``factory`` is a class or function that :func:`manyview.create` cal
 user's keyword arguments, or a ``"module:attr"`` string imported only when used (keeps
 ``manyview list`` fast). ``meta`` takes ``summary=`` (one line; default: the first line of
 the factory's docstring), ``modality=`` (required for views, encoders and readers) and any
-further metadata, kept on the entry. Lifecycle hooks are called by the trainer.
+further metadata, kept on the entry. The trainer calls the lifecycle hooks, each plugin on
+its own (:func:`manyview.manager.call_hook`).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class FactoryLoadError(RegistryError, ImportError):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` or ``"; did you mean 'x' or 'y'?"`` (the closest of
     ``choices``), or ``""`` when none is close: the tail of a one-line error message."""
-    close = difflib.get_close_matches(str(word), list(dict.fromkeys(choices)), n=2, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), list(dict.fromkeys(map(str, choices))), 2, 0.6)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
@@ -91,7 +91,8 @@ class Entry:
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (``manyview list --json``), with where the factory lives."""
         f = self.factory
-        where = f if isinstance(f, str) else f"{f.__module__}:{getattr(f, '__qualname__', f)}"
+        qualname = getattr(f, "__qualname__", type(f).__qualname__)  # an instance: its class
+        where = f if isinstance(f, str) else f"{f.__module__}:{qualname}"
         out = {"name": self.name, "plugin": self.plugin, "summary": self.summary}
         return out | ({"modality": self.modality} if self.modality else {}) | {"factory": where}
 
