@@ -1,12 +1,7 @@
 """manyview: contrast and distil across any number of views and modalities.
 
 The public surface of the core. Importing ``manyview`` does not import torch: the heavy
-modules (losses, views, metrics, training) load when first used.
-
->>> import manyview
->>> manyview.available("loss")[:3]  # doctest: +SKIP
-['clip', 'dcl', 'dclw']
->>> loss = manyview.create("loss", "mv_dhel", temperature=0.1)  # doctest: +SKIP
+modules load when first used, e.g. by ``manyview.create("loss", "mv_dhel")``.
 """
 
 from __future__ import annotations
@@ -25,12 +20,10 @@ from manyview.registry import (
     RegistryError,
     UnknownKindError,
     UnknownNameError,
-    _suggest,
     did_you_mean,
 )
 
 __version__ = "0.1.0"
-
 __all__ = [
     "KINDS",
     "AmbiguousNameError",
@@ -52,9 +45,8 @@ __all__ = [
 
 
 def available(kind: str) -> list[str]:
-    """Sorted names registered for ``kind`` ("view", "encoder", "teacher", "loss",
-    "dataset", "benchmark" or "recipe"). A name two plugins registered is listed in its
-    qualified forms ``"<distribution>:<name>"``."""
+    """Sorted names registered for ``kind`` (one of :data:`KINDS`); a name two plugins
+    registered is listed in its qualified forms ``"<distribution>:<name>"``."""
     return _registry().names(kind)
 
 
@@ -64,51 +56,35 @@ def entry(kind: str, name: str) -> Entry:
 
 
 def create(kind: str, name: str, /, **kwargs: Any) -> Any:
-    """Build the ``kind`` registered as ``name`` with the given keyword arguments.
+    """Build the ``kind`` registered as ``name`` (or ``"<distribution>:<name>"``) with ``kwargs``.
 
-    Args:
-        kind: one of :data:`KINDS` (plurals such as ``"losses"`` are accepted).
-        name: a registered name, or ``"<distribution>:<name>"`` to pick one plugin's.
-        **kwargs: passed to the factory.
-
-    Raises:
-        UnknownNameError: with close-match suggestions, when nothing has that name.
-        AmbiguousNameError: when several plugins registered it (use the qualified form).
-        TypeError: naming the argument, when ``kwargs`` does not fit the factory.
+    Raises :class:`UnknownNameError` (with close matches) when nothing has that name,
+    :class:`AmbiguousNameError` when several plugins registered it, and ``TypeError``
+    naming the argument when ``kwargs`` does not fit the factory.
     """
     found = entry(kind, name)
     factory = found.load()
-    _check_arguments(found, factory, kwargs)
-    return factory(**kwargs)
-
-
-def _check_arguments(found: Entry, factory: Any, kwargs: dict[str, Any]) -> None:
     try:
         signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # builtins without a signature: let the call decide
-        return
-    params = signature.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [
-        n
-        for n, p in params.items()
-        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    for key in kwargs:
-        if key not in accepted:
-            raise TypeError(
-                f"{found.kind} {found.name!r} got an unexpected argument {key!r}"
-                f"{_suggest(key, accepted) or '.'} It accepts: {', '.join(accepted) or 'nothing'}"
-            )
+    except (TypeError, ValueError):  # no signature (some builtins): let the call decide
+        return factory(**kwargs)
+    params = signature.parameters.values()
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    wrong = [key for key in kwargs if key not in accepted]
+    if wrong and not any(p.kind is p.VAR_KEYWORD for p in params):
+        raise TypeError(
+            f"{found.kind} {found.name!r} got an unexpected argument {wrong[0]!r}"
+            f"{did_you_mean(wrong[0], accepted) or '.'} It accepts: {', '.join(accepted) or 'nothing'}"
+        )
     try:
         signature.bind(**kwargs)
     except TypeError as exc:
         raise TypeError(f"{found.kind} {found.name!r}: {exc}") from None
+    return factory(**kwargs)
 
 
 def __getattr__(name: str) -> Any:
-    # torch-heavy names load on first use, so `import manyview` stays light
+    """``load_run`` and ``Run`` (:mod:`manyview.runs`) import torch, so they load on use."""
     if name in ("load_run", "Run"):
         from manyview import runs
 

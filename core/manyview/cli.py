@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from manyview import __version__
+from manyview.registry import KINDS
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("list", help="registered names of one kind, with a summary each")
-    p.add_argument("kind", help="view, encoder, teacher, loss, dataset, benchmark or recipe")
+    p.add_argument("kind", help="one of: " + ", ".join(KINDS))
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
 

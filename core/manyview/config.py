@@ -8,12 +8,13 @@ round-trips through TOML.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from manyview.registry import did_you_mean
 
 
 class ConfigError(ValueError):
@@ -126,12 +127,10 @@ ALIASES = {
 }
 
 
-def _suggest(word: str, choices: Any) -> str:
-    choices = list(choices)
-    if ALIASES.get(word) in choices:
-        return f"; did you mean {ALIASES[word]!r}?"
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _did_you_mean(word: str, choices: Any) -> str:
+    """:func:`manyview.did_you_mean`, trying the name's :data:`ALIASES` entry first."""
+    choices, alias = list(choices), ALIASES.get(word)
+    return did_you_mean(alias, [alias]) if alias in choices else did_you_mean(word, choices)
 
 
 def _type_name(value: Any) -> str:
@@ -176,7 +175,7 @@ class _Checker:
             options = ", ".join(repr(c) for c in field.choices)
             raise self.fail(
                 where,
-                f"{key} = {value!r} is not one of {options}{_suggest(str(value), field.choices)}",
+                f"{key} = {value!r} is not one of {options}{_did_you_mean(str(value), field.choices)}",
             )
         if field.minimum is not None and value < field.minimum:
             raise self.fail(where, f"{key} must be >= {field.minimum}, got {value!r}")
@@ -197,7 +196,7 @@ class _Checker:
             if key not in schema:
                 raise self.fail(
                     where,
-                    f"unknown key {key!r}{_suggest(key, schema) or '; allowed: ' + ', '.join(schema)}",
+                    f"unknown key {key!r}{_did_you_mean(key, schema) or '; allowed: ' + ', '.join(schema)}",
                 )
         out = {}
         for key, field in schema.items():
@@ -218,7 +217,7 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
         if key not in TOP_LEVEL:
             raise check.fail(
                 "top level:",
-                f"unknown table {key!r}{_suggest(key, TOP_LEVEL) or '; allowed: ' + ', '.join(TOP_LEVEL)}",
+                f"unknown table {key!r}{_did_you_mean(key, TOP_LEVEL) or '; allowed: ' + ', '.join(TOP_LEVEL)}",
             )
     if "data" not in raw:
         raise check.fail("top level:", 'needs a [data] table with name = "<dataset>"')

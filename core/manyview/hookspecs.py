@@ -1,10 +1,12 @@
 """The hooks a manyview plugin can implement (pluggy project ``manyview``).
 
-Registration hooks receive ``register(name, factory, **meta)``; call it once per thing the
+A registration hook receives ``register(name, factory, **meta)``; call it once per thing the
 plugin adds. ``factory`` is a class or function that :func:`manyview.create` calls with the
-user's keyword arguments, or a ``"module:attr"`` string that is imported only when used
-(keeps ``manyview list`` fast). ``meta`` takes ``summary`` (one line; default: the first
-line of the factory's docstring) and, for views and encoders, ``modality``.
+user's keyword arguments, or a ``"module:attr"`` string imported only when used (keeps
+``manyview list`` fast). ``meta`` takes ``summary=`` (one line; default: the first line of
+the factory's docstring), ``modality=`` (required for views, encoders and readers) and any
+further metadata, kept on the entry. The trainer calls the lifecycle hooks, each plugin on
+its own (:func:`manyview.manager.call_hook`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ def manyview_register_benchmarks(register: Any) -> None:
 @hookspec
 def manyview_register_recipes(register: Any) -> None:
     """Register recipes: ready compositions of views, encoders, teacher and losses."""
+
+
+@hookspec
+def manyview_register_configs(register: Any) -> None:
+    """Register configurations: named runs whose factory returns the ``Path`` of a TOML file."""
+
+
+@hookspec
+def manyview_register_readers(register: Any) -> None:
+    """Register readers: factories of one modality's file decoders (``path -> data``)."""
 
 
 @hookspec

@@ -1,41 +1,29 @@
-"""What plugins registered: one :class:`Entry` per (kind, name), looked up by name.
+"""Entries that plugins registered, looked up by kind and name.
 
-Names are unique per kind. When two plugins register the same name, the bare name becomes
-ambiguous: looking it up raises :class:`AmbiguousNameError` naming both distributions, and
-each stays reachable through its qualified form ``"<distribution>:<name>"`` (for example
-``"manyview:infonce"``). A qualified name always works, ambiguous or not.
+A name is unique per kind and plugin. A name two plugins registered is ambiguous
+(:class:`AmbiguousNameError` names both); its qualified form ``"<distribution>:<name>"``
+(e.g. ``"manyview:infonce"``) always picks one.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+import pkgutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS: tuple[str, ...] = ("view", "encoder", "teacher", "loss", "dataset", "benchmark", "recipe")
+KINDS = ("view", "encoder", "teacher", "loss", "dataset", "benchmark", "recipe", "config", "reader")
 """The kinds of things plugins register, in the order ``manyview plugins`` shows them."""
-
-HOOK_FOR_KIND: dict[str, str] = {
-    "view": "manyview_register_views",
-    "encoder": "manyview_register_encoders",
-    "teacher": "manyview_register_teachers",
-    "loss": "manyview_register_losses",
-    "dataset": "manyview_register_datasets",
-    "benchmark": "manyview_register_benchmarks",
-    "recipe": "manyview_register_recipes",
-}
-
 _PLURALS = {kind + ("es" if kind.endswith("s") else "s"): kind for kind in KINDS}
+HOOK_FOR_KIND = {kind: f"manyview_register_{plural}" for plural, kind in _PLURALS.items()}
+"""Kind -> the hook that registers it."""
+Factory = Callable[..., Any] | str
 
 
 class RegistryError(LookupError):
-    """Base class of lookup errors; its message says what went wrong and how to fix it."""
-
-    def __str__(self) -> str:  # LookupError would quote a single argument like KeyError
-        return str(self.args[0]) if self.args else ""
+    """A lookup failed; the message says what went wrong and how to fix it."""
 
 
 class UnknownKindError(RegistryError, ValueError):
@@ -47,187 +35,117 @@ class UnknownNameError(RegistryError):
 
 
 class AmbiguousNameError(RegistryError):
-    """Two or more plugins registered this name; use the qualified form."""
+    """Several plugins registered this name; use the qualified form."""
 
 
 class FactoryLoadError(RegistryError, ImportError):
-    """A registered factory string could not be imported."""
+    """A registered ``"module:attr"`` factory could not be imported."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` or ``"; did you mean 'x' or 'y'?"`` (the closest of
+    ``choices``), or ``""`` when none is close: the tail of a one-line error message."""
+    close = difflib.get_close_matches(str(word), list(dict.fromkeys(map(str, choices))), 2, 0.6)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def normalize_kind(kind: str) -> str:
-    """Return the canonical kind for ``kind`` ("losses" and "loss" both give "loss")."""
-    key = str(kind).strip().lower()
-    key = _PLURALS.get(key, key)
+    """The canonical kind for ``kind`` (``"losses"`` and ``"loss"`` both give ``"loss"``)."""
+    key = _PLURALS.get(str(kind).strip().lower(), str(kind).strip().lower())
     if key not in KINDS:
-        raise UnknownKindError(
-            f"unknown kind {kind!r}{_suggest(key, KINDS) or '.'} The kinds are: {', '.join(KINDS)}"
-        )
+        hint = did_you_mean(key, KINDS) or "."
+        raise UnknownKindError(f"unknown kind {kind!r}{hint} The kinds are: {', '.join(KINDS)}")
     return key
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for the close matches of ``word`` among
-    ``choices``, else ``""``: the tail of a one-line error."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-
-
-_suggest = did_you_mean
-
-
-def _first_doc_line(obj: Any) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered thing.
-
-    Attributes:
-        kind: one of :data:`KINDS`.
-        name: the registered name, e.g. ``"infonce"``.
-        factory: a callable, or a ``"module:attr"`` string imported on first use.
-        plugin: the distribution that registered it (``"manyview"`` for built-ins).
-        summary: one line for ``manyview list``.
-        modality: the modality a view or encoder accepts, else ``None``.
-        meta: any further keyword metadata given to ``register``.
-    """
+    """One registered thing; ``plugin`` is the distribution that registered it."""
 
     kind: str
     name: str
-    factory: Callable[..., Any] | str
+    factory: Factory  # a callable, or a "module:attr" string imported on first use
     plugin: str
     summary: str = ""
-    modality: str | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    modality: str | None = None  # that of a view, encoder or reader
+    meta: Mapping[str, Any] = field(default_factory=dict)  # any further keyword metadata
 
     @property
     def qualified_name(self) -> str:
+        """``"<distribution>:<name>"``, which always picks this entry."""
         return f"{self.plugin}:{self.name}"
 
     def load(self) -> Callable[..., Any]:
-        """Return the factory, importing it first when it was registered as a string."""
+        """The factory, imported first when it was registered as a string."""
         if not isinstance(self.factory, str):
             return self.factory
-        module_name, _, attr = self.factory.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            return pkgutil.resolve_name(self.factory)
         except Exception as exc:
             raise FactoryLoadError(
                 f"{self.kind} {self.name!r} from plugin {self.plugin!r} could not be loaded "
                 f"from {self.factory!r}: {type(exc).__name__}: {exc}. Reinstall or update that "
                 f"plugin, or disable it with MANYVIEW_DISABLE_PLUGINS={self.plugin}"
             ) from exc
-        return obj
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-ready description (used by ``manyview list --json``)."""
-        out: dict[str, Any] = {"name": self.name, "plugin": self.plugin, "summary": self.summary}
-        if self.modality is not None:
-            out["modality"] = self.modality
-        return out
+        """A JSON-ready description (``manyview list --json``), with where the factory lives."""
+        f = self.factory
+        qualname = getattr(f, "__qualname__", type(f).__qualname__)  # an instance: its class
+        where = f if isinstance(f, str) else f"{f.__module__}:{qualname}"
+        out = {"name": self.name, "plugin": self.plugin, "summary": self.summary}
+        return out | ({"modality": self.modality} if self.modality else {}) | {"factory": where}
 
 
-def make_entry(
-    kind: str,
-    name: str,
-    factory: Callable[..., Any] | str,
-    plugin: str,
-    *,
-    summary: str | None = None,
-    modality: str | None = None,
-    **meta: Any,
-) -> Entry:
-    """Validate one ``register(...)`` call and build its :class:`Entry`."""
+def make_entry(kind: str, name: str, factory: Factory, plugin: str, **meta: Any) -> Entry:
+    """Check one ``register(name, factory, **meta)`` call of ``plugin`` and build its entry."""
+    summary, modality = meta.pop("summary", None), meta.pop("modality", None)
+    suffixes = meta.get("suffixes", ())
     if not isinstance(name, str) or not name or ":" in name or name != name.strip():
-        raise ValueError(
-            f"{kind} name {name!r} is not valid: use a non-empty string without ':' or spaces"
-        )
-    if isinstance(factory, str):
-        if ":" not in factory:
-            raise ValueError(
-                f"{kind} {name!r}: factory string {factory!r} must look like 'package.module:Attr'"
-            )
-    elif not callable(factory):
-        raise TypeError(
-            f"{kind} {name!r}: factory must be a class, a function or a 'module:attr' string, "
-            f"not {type(factory).__name__}"
-        )
-    if kind in ("view", "encoder") and not modality:
-        raise ValueError(
-            f"{kind} {name!r} must say which modality it accepts: register(..., modality='image')"
-        )
+        raise ValueError(f"{kind} name {name!r} is not valid: use a string without ':' or spaces")
+    if isinstance(factory, str) and ":" not in factory:
+        raise ValueError(f"{kind} {name!r}: factory {factory!r} must be 'package.module:Attr'")
+    if not isinstance(factory, str | Callable):
+        raise TypeError(f"{kind} {name!r}: factory must be a class, function or 'module:attr'")
+    if kind in ("view", "encoder", "reader") and not modality:
+        raise ValueError(f"{kind} {name!r} must name its modality: register(..., modality='image')")
+    if not isinstance(suffixes, tuple | list) or not all(str(s).startswith(".") for s in suffixes):
+        raise ValueError(f"{kind} {name!r}: give suffixes as a tuple such as ('.wav', '.flac')")
     if summary is None:
-        summary = "" if isinstance(factory, str) else _first_doc_line(factory)
-    return Entry(kind, name, factory, plugin, summary, modality, dict(meta))
+        doc = "" if isinstance(factory, str) else (inspect.getdoc(factory) or "").strip()
+        summary = doc.splitlines()[0].strip() if doc else ""
+    return Entry(kind, name, factory, plugin, summary, modality, meta)
 
 
-class Registry:
-    """Entries by kind and name; built once by :mod:`manyview.plugins`."""
-
-    def __init__(self) -> None:
-        self._by_kind: dict[str, dict[str, list[Entry]]] = {kind: {} for kind in KINDS}
-
-    def add(self, entry: Entry) -> None:
-        same = self._by_kind[entry.kind].setdefault(entry.name, [])
-        if any(e.plugin == entry.plugin for e in same):
-            raise ValueError(f"{entry.kind} {entry.name!r} is registered twice by {entry.plugin!r}")
-        same.append(entry)
-
-    def has(self, kind: str, name: str, plugin: str) -> bool:
-        return any(e.plugin == plugin for e in self._by_kind[kind].get(name, []))
-
-    def remove(self, kind: str, name: str, plugin: str) -> None:
-        same = [e for e in self._by_kind[kind].get(name, []) if e.plugin != plugin]
-        if same:
-            self._by_kind[kind][name] = same
-        else:
-            self._by_kind[kind].pop(name, None)
-
-    def __iter__(self) -> Iterator[Entry]:
-        for kind in KINDS:
-            for name in sorted(self._by_kind[kind]):
-                yield from self._by_kind[kind][name]
+class Registry(tuple[Entry, ...]):
+    """Entries, looked up by kind and name (:func:`manyview.manager.registry` has them all)."""
 
     def entries(self, kind: str) -> list[Entry]:
         """Every entry of one kind, sorted by name, then plugin."""
         kind = normalize_kind(kind)
-        return [e for name in sorted(self._by_kind[kind]) for e in self._by_kind[kind][name]]
+        return sorted((e for e in self if e.kind == kind), key=lambda e: (e.name, e.plugin))
 
     def names(self, kind: str) -> list[str]:
-        """Sorted names of one kind; an ambiguous name is listed once per plugin, qualified."""
-        out: list[str] = []
-        for name, same in self._by_kind[normalize_kind(kind)].items():
-            out.extend([name] if len(same) == 1 else [e.qualified_name for e in same])
-        return sorted(out)
+        """Sorted names of one kind; a name several plugins registered is listed qualified."""
+        entries = self.entries(kind)
+        bare = [e.name for e in entries]
+        return sorted(e.qualified_name if bare.count(e.name) > 1 else e.name for e in entries)
 
     def get(self, kind: str, name: str) -> Entry:
-        """The entry for ``name`` (bare or ``"plugin:name"``), or a helpful error."""
-        kind = normalize_kind(kind)
-        table = self._by_kind[kind]
-        plugin, sep, bare = str(name).rpartition(":")
-        same = table.get(bare if sep else name, [])
-        if sep:
-            for e in same:
-                if e.plugin == plugin:
-                    return e
-        elif len(same) == 1:
-            return same[0]
-        elif len(same) > 1:
-            options = ", ".join(repr(e.qualified_name) for e in same)
+        """The entry for ``name`` (bare or ``"<distribution>:<name>"``), or a helpful error."""
+        kind, entries = normalize_kind(kind), self.entries(kind)
+        found = [e for e in entries if name in (e.name, e.qualified_name)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            plugins = ", ".join(e.plugin for e in found)
+            options = ", ".join(repr(e.qualified_name) for e in found)
             raise AmbiguousNameError(
-                f"{kind} {name!r} is registered by several plugins "
-                f"({', '.join(e.plugin for e in same)}); name one of {options}"
+                f"{kind} {name!r} is registered by several plugins ({plugins}); name one of {options}"
             )
-        known = list(table) + [e.qualified_name for v in table.values() for e in v]
-        hint = _suggest(str(name), known)
-        listing = ", ".join(sorted(table)) or "none are installed"
+        hint = did_you_mean(name, [n for e in entries for n in (e.name, e.qualified_name)]) or "."
+        known = ", ".join(sorted({e.name for e in entries})) or "none are installed"
         raise UnknownNameError(
-            f"unknown {kind} {name!r}{hint or '.'} Known {kind} names: {listing}. "
-            f"`manyview list {kind}` shows them; `manyview plugins` shows what failed to load."
+            f"unknown {kind} {name!r}{hint} Known {kind} names: {known}. `manyview list {kind}` "
+            "shows them; `manyview plugins` shows what failed to load."
         )

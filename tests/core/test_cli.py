@@ -41,6 +41,52 @@ def test_list_json(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     expected = {"name": "embedding_noise", "plugin": "manyview", "modality": "embedding"}
     assert expected.items() <= rows["embedding_noise"].items()
+    for row in rows.values():
+        module, _, attr = row["factory"].partition(":")
+        assert module and attr, f"{row['name']}: factory {row['factory']!r} is not 'module:attr'"
+
+
+def test_list_json_shows_a_callable_factorys_module_and_name(capsys, fresh_plugins):
+    from manyview import manager
+
+    def read_flac(**options):
+        """Read FLAC files."""
+
+    class Readers:
+        @manyview.hookimpl
+        def manyview_register_readers(self, register):
+            register("flac", read_flac, modality="audio", suffixes=(".flac",))
+
+    manager.register_plugin(Readers(), name="readers", distribution="dist-readers")
+    assert main(["list", "reader", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row == {
+        "name": "flac",
+        "plugin": "dist-readers",
+        "summary": "Read FLAC files.",
+        "modality": "audio",
+        "factory": f"{__name__}:test_list_json_shows_a_callable_factorys_module_and_name"
+        ".<locals>.read_flac",
+    }
+    assert main(["list", "readers"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["name", "plugin", "modality", "summary"]
+    assert table[2].split() == ["flac", "dist-readers", "audio", "Read", "FLAC", "files."]
+
+
+def test_list_config(capsys, fresh_plugins, tmp_path):
+    from manyview import manager
+
+    class Configs:
+        @manyview.hookimpl
+        def manyview_register_configs(self, register):
+            register("tiny_run", lambda: tmp_path / "tiny.toml", summary="a tiny run")
+
+    assert main(["list", "config"]) == 0
+    assert "no config is registered" in capsys.readouterr().out
+    manager.register_plugin(Configs(), name="configs")
+    assert main(["list", "config"]) == 0
+    assert "tiny_run" in capsys.readouterr().out
 
 
 def test_list_unknown_kind_is_a_usage_error(capsys):
@@ -63,6 +109,17 @@ def test_list_empty_kind(capsys, monkeypatch):
 def test_list_benchmark_shows_crossmodal(capsys):
     assert main(["list", "benchmark"]) == 0
     assert "crossmodal" in capsys.readouterr().out
+
+
+def test_plugins_shows_a_disabled_builtin(capsys, fresh_plugins, monkeypatch):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "manyview.views")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "manyview.views  (manyview " in out and "built-in): disabled" in out
+    assert "manyview.losses  (manyview " in out
+    assert main(["plugins", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["manyview.views"]["status"] == "disabled" and rows["manyview.views"]["builtin"]
 
 
 def test_plugins_json(capsys):

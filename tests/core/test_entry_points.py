@@ -99,6 +99,7 @@ def test_list_still_works_with_a_broken_plugin(run_python, site):
             "plugin": "manyview-good",
             "summary": "an encoder",
             "modality": "audio",
+            "factory": "ep_good_losses:EpLoss",
         }
     ]
 
@@ -113,7 +114,7 @@ def test_allow_list(run_python, site):
     found = plugins_json(run_python, site, MANYVIEW_LOAD_PLUGINS="manyview-good")
     assert found["manyview-good"]["status"] == "loaded"
     assert found["manyview-broken"]["status"] == "disabled"
-    assert found["manyview"]["status"] == "loaded"  # built-ins always load
+    assert found["manyview"]["status"] == "loaded"  # the allow-list leaves built-ins alone
 
 
 def test_allow_list_empty_loads_no_entry_points(run_python, site):
@@ -126,6 +127,47 @@ def test_block_list_by_entry_point_name(run_python, site):
     assert found["manyview-broken"]["status"] == "disabled"
     assert found["manyview-hookfail"]["status"] == "disabled"
     assert found["manyview-good"]["status"] == "loaded"
+
+
+def builtins_json(run_python, site, **env):
+    result = run_python("-m", "manyview", "plugins", "--json", path=[site], env=env)
+    assert result.returncode == 0, result.stderr
+    return {p["name"]: p for p in json.loads(result.stdout) if p["builtin"]}
+
+
+def test_builtins_have_short_names(run_python, site):
+    found = builtins_json(run_python, site)
+    assert list(found) == [
+        "manyview.losses",
+        "manyview.distillation",
+        "manyview.teachers",
+        "manyview.views",
+        "manyview.data",
+    ]
+    assert found["manyview.losses"]["module"] == "manyview.default_plugins.losses"
+
+
+def test_block_list_disables_a_builtin(run_python, site):
+    env = {"MANYVIEW_DISABLE_PLUGINS": "manyview.losses,broken"}
+    found = builtins_json(run_python, site, **env)
+    assert found["manyview.losses"]["status"] == "disabled"
+    assert found["manyview.losses"]["registered"] == {}
+    assert found["manyview.views"]["status"] == "loaded"
+    listed = run_python("-m", "manyview", "list", "loss", path=[site], env=env)
+    assert listed.returncode == 0, listed.stderr
+    names = {line.split()[0] for line in listed.stdout.splitlines()[2:]}
+    assert "infonce" not in names and "ep_loss" in names and "kd" in names
+    shown = run_python("-m", "manyview", "plugins", path=[site], env=env).stdout
+    assert "manyview.losses  (manyview " in shown and "built-in): disabled" in shown
+
+
+def test_allow_list_and_block_list_together(run_python, site):
+    env = {"MANYVIEW_LOAD_PLUGINS": "good", "MANYVIEW_DISABLE_PLUGINS": "manyview.teachers"}
+    found = plugins_json(run_python, site, **env)
+    assert found["manyview-good"]["status"] == "loaded"
+    assert found["manyview-hookfail"]["status"] == "disabled"
+    statuses = {name: p["status"] for name, p in builtins_json(run_python, site, **env).items()}
+    assert statuses["manyview.teachers"] == "disabled" and statuses["manyview.losses"] == "loaded"
 
 
 def test_name_collision_with_builtin_is_ambiguous_and_qualified_works(

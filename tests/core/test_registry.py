@@ -63,6 +63,43 @@ def test_register_validation():
         make_entry("loss", "x", "no_colon", "p")
     with pytest.raises(TypeError, match="factory"):
         make_entry("loss", "x", 42, "p")
+    with pytest.raises(ValueError, match="modality"):
+        make_entry("reader", "wav", "a.b:C", "p")
+    with pytest.raises(ValueError, match=r"suffixes as a tuple"):
+        make_entry("reader", "wav", "a.b:C", "p", modality="audio", suffixes=".wav")
+    with pytest.raises(ValueError, match=r"suffixes as a tuple"):
+        make_entry("reader", "wav", "a.b:C", "p", modality="audio", suffixes=("wav",))
+    entry = make_entry("reader", "wav", "a.b:C", "p", modality="audio", suffixes=(".wav",))
+    assert entry.meta == {"suffixes": (".wav",)} and entry.modality == "audio"
+
+
+@pytest.mark.parametrize(
+    ("word", "choices", "expected"),
+    [
+        ("infonse", ["infonce", "clip"], "; did you mean 'infonce'?"),
+        ("dhel", ["mv_dhel", "dhel_", "clip"], "; did you mean 'dhel_' or 'mv_dhel'?"),
+        ("zzz", ["infonce", "clip"], ""),
+        ("x", [], ""),
+    ],
+)
+def test_did_you_mean(word, choices, expected):
+    assert manyview.did_you_mean(word, choices) == expected
+
+
+def test_did_you_mean_takes_any_iterable_and_repeats_nothing():
+    assert manyview.did_you_mean("los", iter(["loss", "loss"])) == "; did you mean 'loss'?"
+
+
+def test_describe_names_the_factory():
+    class Local:
+        """A factory defined here."""
+
+    described = make_entry("loss", "local", Local, "p").describe()
+    assert described["factory"] == f"{__name__}:test_describe_names_the_factory.<locals>.Local"
+    assert make_entry("loss", "s", "pkg.mod:Attr", "p").describe()["factory"] == "pkg.mod:Attr"
+    assert (
+        manyview.entry("loss", "infonce").describe()["factory"] == "manyview.losses.infonce:InfoNCE"
+    )
 
 
 def test_summary_defaults_to_docstring_first_line():
@@ -75,9 +112,12 @@ def test_summary_defaults_to_docstring_first_line():
 
 
 def test_ambiguous_name_names_both_distributions():
-    reg = Registry()
-    reg.add(make_entry("loss", "same", "a.m:A", "dist-a"))
-    reg.add(make_entry("loss", "same", "b.m:B", "dist-b"))
+    reg = Registry(
+        [
+            make_entry("loss", "same", "a.m:A", "dist-a"),
+            make_entry("loss", "same", "b.m:B", "dist-b"),
+        ]
+    )
     with pytest.raises(manyview.AmbiguousNameError) as info:
         reg.get("loss", "same")
     assert "dist-a" in str(info.value) and "dist-b" in str(info.value)
@@ -159,9 +199,113 @@ def test_same_name_from_two_plugins_is_ambiguous(fresh_plugins):
 
 def test_builtins_are_reported_as_plugins():
     infos = {p.name: p for p in manyview.plugins()}
-    losses = infos["manyview.default_plugins.losses"]
+    assert [name for name in infos if name.startswith("manyview.")] == list(plugins.BUILTINS)
+    losses = infos["manyview.losses"]
     assert losses.builtin and losses.status == "loaded" and losses.distribution == "manyview"
+    assert losses.module == "manyview.default_plugins.losses"
     assert "mv_dhel" in losses.registered["loss"]
+
+
+def test_builtins_use_pluggys_name_map():
+    pm = plugins.plugin_manager()
+    names = dict(pm.list_name_plugin())
+    for name in plugins.BUILTINS:
+        assert names[name].__name__ == name.replace("manyview.", "manyview.default_plugins.")
+        assert pm.get_name(pm.get_plugin(name)) == name
+
+
+def test_disabled_builtin_is_blocked_and_its_names_are_gone(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "manyview.losses")
+    monkeypatch.setenv("MANYVIEW_LOAD_PLUGINS", "")  # the allow-list leaves built-ins alone
+    plugins.reload()
+    infos = {p.name: p for p in manyview.plugins()}
+    assert infos["manyview.losses"].status == "disabled" and not infos["manyview.losses"].registered
+    assert infos["manyview.distillation"].status == "loaded"
+    assert plugins.plugin_manager().is_blocked("manyview.losses")
+    assert "infonce" not in manyview.available("loss") and "kd" in manyview.available("loss")
+    with pytest.raises(manyview.UnknownNameError, match="infonce"):
+        manyview.create("loss", "infonce")
+
+
+def test_disabling_the_core_distribution_disables_every_builtin(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "manyview")
+    plugins.reload()
+    assert {p.status for p in manyview.plugins() if p.builtin} == {"disabled"}
+    assert manyview.available("loss") == []
+
+
+def test_a_disabled_name_blocks_an_in_process_plugin_too(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "good")
+    plugins.reload()
+    info = plugins.register_plugin(_GoodPlugin(), name="good")
+    assert info.status == "disabled" and "tiny_loss" not in manyview.available("loss")
+
+
+def test_staged_registration_keeps_nothing_when_a_later_hook_raises(fresh_plugins):
+    class SecondHookRaises:
+        @manyview.hookimpl
+        def manyview_register_views(self, register):  # views are collected before losses
+            register("staged_view", lambda: "view", modality="image")
+
+        @manyview.hookimpl
+        def manyview_register_losses(self, register):
+            register("staged_loss", lambda: None)
+            raise RuntimeError("second hook fails")
+
+        @manyview.hookimpl
+        def manyview_train_start(self, trainer):
+            raise AssertionError("a failed plugin takes no part in lifecycle hooks")
+
+    info = plugins.register_plugin(SecondHookRaises(), name="second")
+    assert info.status == "failed" and "second hook fails" in info.error
+    assert info.registered == {}
+    assert "staged_view" not in manyview.available("view")
+    assert "staged_loss" not in manyview.available("loss")
+    assert plugins.plugin_manager().get_plugin("second") is None  # unregistered again
+    assert plugins.call_hook("manyview_train_start", trainer=None) == []
+
+
+def test_a_plugin_name_is_taken_once(fresh_plugins):
+    assert plugins.register_plugin(_GoodPlugin(), name="good").status == "loaded"
+    second = plugins.register_plugin(_GoodPlugin(), name="good")
+    assert second.status == "failed" and "already registered as 'good'" in second.error
+    assert manyview.create("loss", "tiny_loss") == ("tiny", 1.0)  # the first one still works
+
+
+def test_tracing_and_monitoring_see_registration_hooks(fresh_plugins):
+    pm = plugins.plugin_manager()
+    traced: list[str] = []
+    pm.trace.root.setwriter(traced.append)
+    undo_tracing = pm.enable_tracing()
+    monitored: list[tuple[str, list[str]]] = []
+    undo_monitoring = pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: monitored.append((hook, [i.plugin_name for i in impls])),
+        lambda outcome, hook, impls, kwargs: None,
+    )
+    try:
+        plugins.register_plugin(_GoodPlugin(), name="good")
+    finally:
+        undo_monitoring()
+        undo_tracing()
+        pm.trace.root.setwriter(None)
+    assert ("manyview_register_losses", ["good"]) in monitored
+    assert ("manyview_register_views", ["good"]) in monitored
+    assert any("manyview_register_losses" in line for line in traced)
+
+
+def test_a_registration_hookwrapper_wraps_each_plugins_call(fresh_plugins):
+    wrapped: list[str] = []
+
+    class Wrapper:
+        @manyview.hookimpl(wrapper=True)
+        def manyview_register_losses(self, register):
+            wrapped.append("before")
+            yield
+            wrapped.append("after")
+
+    plugins.register_plugin(Wrapper(), name="wrapper")
+    info = plugins.register_plugin(_GoodPlugin(), name="good")
+    assert info.status == "loaded" and wrapped == ["before", "after"]
 
 
 def test_lifecycle_hooks_reach_plugins(fresh_plugins):
@@ -234,8 +378,17 @@ def test_every_kind_registers_through_its_hook(fresh_plugins):
         def manyview_register_recipes(self, register):
             register("k_recipe", lambda: "recipe")
 
+        @manyview.hookimpl
+        def manyview_register_configs(self, register):
+            register("k_config", lambda: "config")
+
+        @manyview.hookimpl
+        def manyview_register_readers(self, register):
+            register("k_reader", lambda: "reader", modality="audio")
+
     info = plugins.register_plugin(AllKinds(), name="allkinds")
     assert info.status == "loaded", info.error
+    assert list(info.registered) == list(manyview.KINDS)
     for kind in manyview.KINDS:
         assert manyview.create(kind, f"k_{kind}") == kind
         assert info.registered[kind] == [f"k_{kind}"]

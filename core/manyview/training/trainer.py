@@ -27,7 +27,7 @@ from torch.utils.data import default_collate
 import manyview
 from manyview import distributed
 from manyview.config import ConfigError, dump_config
-from manyview.manager import plugin_manager
+from manyview.manager import call_hook
 from manyview.metrics import alignment, effective_rank, uniformity
 from manyview.recipes.base import Recipe
 from manyview.training.checkpoint import (
@@ -228,18 +228,7 @@ class Trainer:
     def _hook(self, name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on each plugin on its own: one that raises is reported
         (once) and the others still run."""
-        for impl in reversed(getattr(plugin_manager().hook, name).get_hookimpls()):
-            try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except Exception as exc:  # a broken plugin is reported, never fatal
-                key = f"{impl.plugin_name}:{name}"
-                if key not in self._hook_errors:
-                    self._hook_errors.add(key)
-                    print(
-                        f"manyview: plugin {impl.plugin_name!r} failed in {name}: "
-                        f"{type(exc).__name__}: {exc}",
-                        file=sys.stderr,
-                    )
+        call_hook(name, reported=self._hook_errors, **kwargs)
 
     def _batches(self):
         epoch, position = divmod(self.batches_consumed, self.sampler.batches_per_epoch())

@@ -22,13 +22,14 @@ on load by ``open_clip.load_checkpoint``.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
+
+from manyview import did_you_mean
 
 __all__ = ["CONFIGS", "build_clip", "model_config"]
 
@@ -188,8 +189,7 @@ def _named_config(name: str) -> dict[str, Any]:
     cfg = open_clip.get_model_config(name.replace("/", "-"))
     if cfg is None:
         known = [*CONFIGS, *open_clip.list_models()]
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
+        hint = did_you_mean(name, known) or "."
         raise ValueError(
             f"unknown open_clip model {name!r}{hint} Use one of {sorted(CONFIGS)}, a name from "
             "open_clip.list_models(), 'local-dir:<folder>' or a config dict"
