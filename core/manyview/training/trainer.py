@@ -14,7 +14,6 @@ import json
 import math
 import random
 import signal
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
