@@ -87,3 +87,29 @@ def test_feature_distillation_from_a_frozen_checkpoint(tmp_path):
     assert rows[-1]["loss"] < rows[0]["loss"]
     x = torch.randn(4, 12)
     assert torch.equal(trainer.teacher(x), teacher(x).detach())  # loaded, never updated
+
+
+def test_the_students_output_dim_is_its_heads_width(tmp_path):
+    """Regression: with an MLP head (projector_hidden) the student once reported the
+    encoder's width (32) instead of the head's (64), and losses were built for it."""
+    from manyview.recipes import DistillRecipe
+
+    text = DINO.replace("projector_dim = 64", "projector_dim = 64\nprojector_hidden = 48")
+    text = text.replace('name = "dino"\noptions = { out_dim = 64 }', 'name = "feature"')
+    text = text.replace('name = "ema"', 'name = "frozen"').replace(
+        'options = { momentum = 0.99, schedule = "cosine", total_steps = 30 }',
+        'options = { encoder = "mlp", encoder_kwargs = { input_dim = 12, output_dim = 40 } }',
+    )
+    text = text.replace("num_views = 4", "num_views = 1").replace(
+        "teacher_views = 2", "teacher_views = 1"
+    )
+    path = tmp_path / "mlp_head.toml"
+    path.write_text(text)
+    config = load_config(path)
+    recipe = DistillRecipe(
+        config, __import__("manyview").create("dataset", "synthetic", **config["data"]["options"])
+    )
+    assert recipe.model.output_dim == 64 == recipe.model.encoder.output_dim * 2
+    feature = recipe.losses.losses["feature"]
+    assert (feature.student_dim, feature.teacher_dim) == (64, 40)  # an adapter 64 -> 40
+    Trainer(config, tmp_path / "run", progress=False).fit()

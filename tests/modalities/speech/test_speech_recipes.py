@@ -262,3 +262,26 @@ def test_the_shipped_config_runs(tmp_path):
     )
     metrics = Trainer(config, tmp_path, progress=False).fit()
     assert metrics["step"] == 2 and "loss/supcon" in metrics
+
+
+def test_audio_text_gradcache_trains_the_same_objective():
+    """Regression: audio_text's positives (clips with the same text) once applied only to
+    the plain step, so GradCache silently trained another objective. Both paths now share
+    the recipe's objective; the positives visibly change the gradients."""
+    from manyview.testing_recipes import _batch, _build, _grads, example_config
+    from manyview.training.strategies import GradCacheStep, PlainStep
+
+    def grads(positives: str, chunk: int | None) -> dict[str, torch.Tensor]:
+        config = example_config("audio_text", [f'recipe_options.positives="{positives}"'])
+        recipe, dataset = _build(config)
+        batch = _batch(dataset, 6)
+        torch.manual_seed(0)
+        step = PlainStep(recipe) if chunk is None else GradCacheStep(recipe, chunk, 1)
+        assert step.run(batch, torch.Generator().manual_seed(1), 1.0) is not None
+        return _grads(recipe)
+
+    plain, cached = grads("text", None), grads("text", 6)
+    for key, want in plain.items():
+        torch.testing.assert_close(cached[key], want, rtol=1e-4, atol=1e-6, msg=key)
+    other = grads("label", 6)
+    assert any(not torch.allclose(other[k], v) for k, v in plain.items())

@@ -165,3 +165,16 @@ def test_train_a_few_steps(tmp_path, fresh_plugins):
     finally:
         sys.modules.pop(plugin.__name__, None)
     assert metrics["step"] == 3 and torch.isfinite(torch.tensor(metrics["loss"]))
+
+
+@pytest.mark.parametrize("name", ["simclr", "multicrop", "supcon"])
+def test_view_set_recipes_train_with_gradcache(name, tmp_path):
+    """Regression: with [run] gradcache_chunk the view-set recipes' encoders once got the
+    view set's list instead of its images; GradCache now runs the recipe's own embed_views."""
+    from manyview.testing_recipes import check_recipe_gradcache, example_config
+    from manyview.training.trainer import Trainer
+
+    config = example_config(name, ["run.steps=2", "run.gradcache_chunk=2"])
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    assert trainer.fit()["step"] == 2 and trainer.bad_steps == 0
+    check_recipe_gradcache(name)
