@@ -68,9 +68,9 @@ class FrozenTeacher(Teacher):
             (never a download).
         encoder: a registered encoder name built with ``encoder_kwargs`` (then frozen).
         encoder_kwargs: arguments for ``encoder``.
-        run: a trained manyview run directory (``manyview.load_run``): the teacher embeds
-            its ``modality`` as that run does (encoder and projector).
-        modality: the run's modality to embed (default: ``key``).
+        run: a trained manyview run directory (``manyview.load_run``): the teacher reads
+            the batch's ``modality`` and embeds it as that run does (encoder and projector).
+        modality: the run's modality to embed and read (default: ``key``, the student's).
         key: the entry of a mapping input the teacher reads (a recipe passes the student's
             modality); without it the input goes to the module as it is.
         freeze: set ``requires_grad=False`` on the module's parameters in place.
@@ -121,7 +121,8 @@ class FrozenTeacher(Teacher):
                 raise ValueError(
                     "frozen: with run=, say which modality to embed (modality= or key=)"
                 )
-            module, freeze = RunEncoder(load_run(run), modality or key), True
+            key = modality = modality or key  # it reads the modality it embeds
+            module, freeze = RunEncoder(load_run(run), modality), True
         if not isinstance(module, nn.Module):
             raise ValueError(f"frozen: module must be an nn.Module, got {type(module).__name__}")
         trainable = trainable_parameter_names(module)
