@@ -1,0 +1,20 @@
+"""Every registered benchmark follows the benchmark protocol on a tiny trained run."""
+
+from __future__ import annotations
+
+import pytest
+
+import manyview
+from manyview.testing_benchmarks import check_benchmark, tiny_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.mark.parametrize("name", manyview.available("benchmark"))
+def test_benchmark_contract(name, run, tmp_path):
+    result = check_benchmark(name, run, tmp_path / name)
+    assert (tmp_path / name / "bench.json").is_file()
+    assert {row["suite"] for row in result["rows"]} == {name}
