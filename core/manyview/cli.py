@@ -77,13 +77,14 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     from manyview.scaffold import scaffold_plugin
 
     try:
-        path = scaffold_plugin(args.name, args.dir, force=args.force)
+        path = scaffold_plugin(args.name, args.dir, force=args.force, kind=args.kind)
     except (ValueError, FileExistsError) as exc:
         print(f"manyview new-plugin: {exc}", file=sys.stderr)
         return 2
     print(f"created {path}")
     print(f"install it with:  pip install -e {path}   (or: uv pip install -e {path})")
-    print("then check it with:  manyview list loss")
+    kind = "recipe" if args.kind == "objective" else "loss"
+    print(f"then check it with:  manyview list {kind}   and run its tests: pytest {path}/tests")
     return 0
 
 
@@ -306,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="distribution name, e.g. manyview-myloss")
     p.add_argument("--dir", default=".", help="folder to create it in (default: here)")
     p.add_argument("--force", action="store_true", help="overwrite an existing folder's files")
+    p.add_argument(
+        "--kind",
+        choices=("loss", "objective"),
+        default="loss",
+        help="loss: one loss (default); objective: a recipe, a loss and a teacher",
+    )
     p.set_defaults(func=_cmd_new_plugin)
     return parser
 

@@ -29,16 +29,39 @@ from manyview.testing_attention import (
     fake_xformers,
     reference_xformers_ops,
 )
+from manyview.testing_benchmarks import BenchmarkContractTests, check_benchmark, tiny_run
+from manyview.testing_datasets import (
+    DatasetContractTests,
+    check_dataset,
+    check_dataset_determinism,
+)
 from manyview.testing_distributed import check_distributed_equivalence
+from manyview.testing_recipes import (
+    RECIPE_CHECKS,
+    RecipeContractTests,
+    check_recipe_encode,
+    check_recipe_gradcache,
+    check_recipe_resume,
+    check_recipe_state,
+    check_recipe_steps,
+    example_config,
+)
 
 __all__ = [
     "LOSS_CHECKS",
+    "RECIPE_CHECKS",
+    "BenchmarkContractTests",
+    "DatasetContractTests",
     "EncoderContractTests",
     "LossContractTests",
+    "RecipeContractTests",
     "TeacherContractTests",
     "ViewContractTests",
     "build",
     "check_attention_option",
+    "check_benchmark",
+    "check_dataset",
+    "check_dataset_determinism",
     "check_distributed_equivalence",
     "check_encoder",
     "check_loss_bad_input",
@@ -48,10 +71,17 @@ __all__ = [
     "check_loss_list_input",
     "check_loss_output",
     "check_loss_small_temperature",
+    "check_recipe_encode",
+    "check_recipe_gradcache",
+    "check_recipe_resume",
+    "check_recipe_state",
+    "check_recipe_steps",
     "check_teacher",
     "check_view",
+    "example_config",
     "fake_xformers",
     "reference_xformers_ops",
+    "tiny_run",
 ]
 
 

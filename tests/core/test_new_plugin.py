@@ -10,6 +10,7 @@ import venv
 from pathlib import Path
 
 import pytest
+import torch
 
 from manyview.cli import main
 from manyview.scaffold import scaffold_plugin
@@ -63,14 +64,56 @@ def test_scaffolded_loss_passes_contract_in_process(tmp_path, fresh_plugins):
         sys.path.remove(str(root / "src"))
 
 
-@pytest.mark.slow
-def test_scaffold_installs_with_pip_and_registers(tmp_path):
-    """A user's path: scaffold, `pip install -e`, `manyview list loss`, create, run its tests."""
-    root = scaffold_plugin("manyview-myloss", tmp_path)
+def test_objective_scaffold_passes_the_recipe_contract_in_process(tmp_path, fresh_plugins):
+    """The objective scaffold's recipe, loss and teacher satisfy the contract checks."""
+    import importlib
+
+    from manyview import manager
+    from manyview.testing import (
+        LOSS_CHECKS,
+        RECIPE_CHECKS,
+        build,
+        check_recipe_resume,
+        check_teacher,
+    )
+
+    root = scaffold_plugin("manyview-objinproc", tmp_path, kind="objective")
+    assert {"recipes.py", "teachers.py", "losses.py", "plugin.py"} <= {
+        p.name for p in (root / "src/manyview_objinproc").iterdir()
+    }
+    sys.path.insert(0, str(root / "src"))
+    try:
+        plugin = importlib.import_module("manyview_objinproc.plugin")
+        info = manager.register_plugin(plugin, name="objinproc", distribution="manyview-objinproc")
+        assert info.status == "loaded", info.error
+        assert info.registered == {
+            "teacher": ["objinproc_ema"],
+            "loss": ["objinproc_align_uniform"],
+            "recipe": ["objinproc_mean_teacher"],
+        }
+        for check in LOSS_CHECKS.values():
+            check(build("loss", "objinproc_align_uniform"))
+        check_teacher(build("teacher", "objinproc_ema", student=torch.nn.Linear(8, 4)))
+        for check in RECIPE_CHECKS.values():
+            check("objinproc_mean_teacher")
+        check_recipe_resume("objinproc_mean_teacher", tmp_path)
+    finally:
+        sys.path.remove(str(root / "src"))
+
+
+def test_unknown_scaffold_kind(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown kind 'model'; choose one of loss, objective"):
+        scaffold_plugin("mv-y", tmp_path, kind="model")
+    with pytest.raises(SystemExit):
+        main(["new-plugin", "mv-y", "--kind", "model"])
+
+
+def _install_in_a_fresh_venv(root: Path, tmp_path: Path):
+    """A new venv that sees this project's environment (manyview, torch, pytest) through a
+    .pth file, with the scaffolded package installed editable by pip; returns a runner."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    # See this project's environment (manyview, torch, hatchling, pytest) from the new venv.
     new_site = Path(
         subprocess.run(
             [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -86,7 +129,7 @@ def test_scaffold_installs_with_pip_and_registers(tmp_path):
 
     def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [python, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+            [python, *args], capture_output=True, text=True, cwd=cwd, timeout=600, check=False
         )
 
     install = run(
@@ -101,6 +144,14 @@ def test_scaffold_installs_with_pip_and_registers(tmp_path):
         str(root),
     )
     assert install.returncode == 0, install.stdout + install.stderr
+    return run
+
+
+@pytest.mark.slow
+def test_scaffold_installs_with_pip_and_registers(tmp_path):
+    """A user's path: scaffold, `pip install -e`, `manyview list loss`, create, run its tests."""
+    root = scaffold_plugin("manyview-myloss", tmp_path)
+    run = _install_in_a_fresh_venv(root, tmp_path)
 
     listed = run("-m", "manyview", "list", "loss")
     assert listed.returncode == 0, listed.stderr
@@ -121,3 +172,26 @@ def test_scaffold_installs_with_pip_and_registers(tmp_path):
     tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests"), cwd=root)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "8 passed" in tests.stdout
+
+
+@pytest.mark.slow
+def test_objective_scaffold_installs_and_passes_its_generated_tests(tmp_path):
+    """`manyview new-plugin NAME --kind objective`, `pip install -e` into a fresh venv, then
+    its recipe trains from a TOML file and its generated contract tests pass."""
+    assert main(["new-plugin", "manyview-mt", "--kind", "objective", "--dir", str(tmp_path)]) == 0
+    root = tmp_path / "manyview-mt"
+    run = _install_in_a_fresh_venv(root, tmp_path)
+    listed = run("-m", "manyview", "list", "recipe")
+    assert listed.returncode == 0 and "mt_mean_teacher" in listed.stdout, listed.stderr
+    config = tmp_path / "mt.toml"
+    code = (
+        "import manyview; from pathlib import Path;"
+        "f = manyview.entry('recipe', 'mt_mean_teacher').load();"
+        f"Path({str(config)!r}).write_text(f.example_config)"
+    )
+    assert run("-c", code).returncode == 0
+    trained = run("-m", "manyview", "train", str(config), "--out", str(tmp_path / "run"))
+    assert trained.returncode == 0 and "done: step 4" in trained.stdout, trained.stderr
+    tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests"), cwd=root)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert " passed" in tests.stdout and "failed" not in tests.stdout

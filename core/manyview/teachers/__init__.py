@@ -1,6 +1,6 @@
 """manyview's teachers. Build them by name with ``manyview.create("teacher", name, ...)``."""
 
-from manyview.teachers.base import Teacher
+from manyview.teachers.base import Teacher, read_key
 from manyview.teachers.ema import EMATeacher
 from manyview.teachers.ensemble import EnsembleTeacher, agreement_weights
 from manyview.teachers.frozen import FrozenTeacher, load_weights
@@ -16,4 +16,5 @@ __all__ = [
     "Teacher",
     "agreement_weights",
     "load_weights",
+    "read_key",
 ]
