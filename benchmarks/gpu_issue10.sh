@@ -40,10 +40,10 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to $OUT/
 }
 
 step cuda_tests 120 python -m pytest -q -x -p no:cacheprovider -m "cuda" \
-    tests/core/losses/test_tiled_triton.py tests/core/test_attention.py
+    tests/core/losses/engine/test_triton_kernels.py tests/core/test_attention.py
 step tiled_engine_cuda 45 python - <<'EOF'
 import torch, manyview
-from manyview.losses import tiled
+from manyview.losses.engine import tiles as tiled
 torch.backends.cuda.matmul.allow_tf32 = False
 g = torch.Generator().manual_seed(0)
 for name in ("infonce", "mv_infonce", "clip", "supcon", "mv_dhel", "dcl", "isogclr"):

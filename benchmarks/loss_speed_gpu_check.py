@@ -35,7 +35,7 @@ from dataclasses import astuple, replace
 import torch
 from torch import Tensor
 
-from manyview.losses import tiled_triton as tt
+from manyview.losses.engine import triton_kernels as tt
 
 TAU = 0.07
 START = time.time()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss, check_temperature
-from manyview.losses.tiled import (
+from manyview.losses.engine.tiles import (
     check_engine,
     tiled_logsumexp,
     tiled_logsumexp_rows_cols,

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
+from manyview.losses.engine.tiles import check_engine, use_tiled
 from manyview.losses.pvc import other_instance_lse
-from manyview.losses.tiled import check_engine, use_tiled
 
 
 def vmf_weights(z: Tensor, sigma: float) -> Tensor:

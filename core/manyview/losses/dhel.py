@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
-from manyview.losses.tiled import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
+from manyview.losses.engine.tiles import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
 
 
 def within_view_lse(

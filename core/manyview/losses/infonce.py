@@ -13,7 +13,7 @@ from manyview.losses.base import (
     check_temperature,
     instance_gram,
 )
-from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
+from manyview.losses.engine.tiles import check_engine, use_tiled, view_major_lse
 
 
 def positive_mean(z: Tensor, temperature: float) -> Tensor:

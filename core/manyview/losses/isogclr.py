@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
-from manyview.losses.tiled import (
+from manyview.losses.engine.tiles import (
     check_engine,
     tiled_logsumexp,
     tiled_softmax_moment,

@@ -14,7 +14,7 @@ from manyview.losses.base import (
     check_temperature,
     instance_gram,
 )
-from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
+from manyview.losses.engine.tiles import check_engine, use_tiled, view_major_lse
 
 
 class MVInfoNCE(MultiViewLoss):

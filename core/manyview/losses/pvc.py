@@ -17,7 +17,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
-from manyview.losses.tiled import check_engine, dense_logsumexp, use_tiled, view_major_lse
+from manyview.losses.engine.tiles import check_engine, dense_logsumexp, use_tiled, view_major_lse
 
 
 def other_instance_lse(

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss
-from manyview.losses.tiled import check_engine
+from manyview.losses.engine.tiles import check_engine
 
 
 class PairwiseLoss(MultiViewLoss):

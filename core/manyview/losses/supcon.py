@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 
 from manyview import distributed
-from manyview.losses import tiled
 from manyview.losses.base import (
     MultiViewLoss,
     anchor_rows,
@@ -18,7 +17,8 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
-from manyview.losses.tiled import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
+from manyview.losses.engine import tiles as tiled
+from manyview.losses.engine.tiles import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
 
 
 class SupCon(MultiViewLoss):

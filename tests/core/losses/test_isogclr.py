@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import manyview
-from manyview.losses import tiled
+from manyview.losses.engine import tiles as tiled
 
 from . import reference as R
 from ._helpers import assert_loss_close, assert_scalar_close, raw_views, unit

@@ -478,7 +478,7 @@ def _kernel_device(t: Tensor) -> bool:
 def _triton() -> Any | None:
     """``manyview.losses.tiled_triton`` if it imports and reports ``available()``."""
     try:
-        from manyview.losses import tiled_triton
+        from manyview.losses.engine import triton_kernels as tiled_triton
     except ImportError:
         return None
     available = getattr(tiled_triton, "available", None)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from manyview.losses import tiled_triton
+from manyview.losses.engine import triton_kernels as tiled_triton
 
 F32 = torch.float32
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -103,8 +103,8 @@ _INTERPRETER_SCRIPT = (
 import torch
 from torch import Tensor
 
-from manyview.losses import tiled_triton as tt
-from manyview.losses.tiled_triton import _Config
+from manyview.losses.engine import triton_kernels as tt
+from manyview.losses.engine.triton_kernels import _Config
 
 {reference}
 
@@ -179,7 +179,7 @@ import inspect
 import torch
 
 import manyview
-from manyview.losses import tiled, tiled_triton as tt
+from manyview.losses.engine import tiles as tiled, triton_kernels as tt
 from manyview.testing import build
 
 assert tt.available() and tt.takes(torch.zeros(1)), "the interpreter should take CPU tensors"

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 import manyview
-from manyview.losses import clip, tiled
-from manyview.losses.tiled import tiled_logsumexp
+from manyview.losses import clip
+from manyview.losses.engine import tiles as tiled
+from manyview.losses.engine.tiles import tiled_logsumexp
 
 # --------------------------------------------------------------------------------------------
 # the primitive
@@ -689,7 +690,7 @@ def test_the_self_check_catches_kernels_that_drop_the_exclusions(
 def test_a_failing_triton_kernel_falls_back_to_the_pytorch_tiles_once(monkeypatch):
     """backend="auto" on CUDA wraps the kernels: a build/launch failure warns once and the
     PyTorch tiles take over, with the same result; an out-of-memory error propagates."""
-    from manyview.losses import tiled
+    from manyview.losses.engine import tiles as tiled
 
     monkeypatch.setattr(tiled, "TRITON_FAILURES", [])
     calls = {"kernel": 0, "reference": 0}

@@ -69,7 +69,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.tiled import tf32_enabled, triton_interprets
+from manyview.losses.engine.tiles import tf32_enabled, triton_interprets
 
 try:  # guarded: the module must import without triton
     import triton

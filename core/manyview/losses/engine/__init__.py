@@ -1,0 +1,1 @@
+"""The tiled log-sum-exp engine of the InfoNCE family (moved here; split by concern next)."""
