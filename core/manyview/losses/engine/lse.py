@@ -103,6 +103,7 @@ def tiled_logsumexp_rows_cols(
         raise ValueError(
             f"{who}: scale must be a number or a 0-dim tensor, got shape {tuple(scale.shape)}"
         )
+    check_pair(a, b, who)
     triton = triton if triton is not None else default_triton_backend()
     if backend != "torch" and (
         backend == "triton" or (a.dtype != torch.float64 and triton.kernels_for(a) is not None)
@@ -110,7 +111,6 @@ def tiled_logsumexp_rows_cols(
         options = {"tile": tile, "backend": backend, "triton": triton}
         rows = tiled_logsumexp(a, b, scale, **options)
         return rows, tiled_logsumexp(b, a, scale, **options)
-    check_pair(a, b, who)
     tiles = TorchTiles(parse_tile(tile, who))
     with torch.autocast(a.device.type, enabled=False):
         p = lse_problem(a, b, scale, None, None, who)

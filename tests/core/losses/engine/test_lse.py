@@ -5,7 +5,8 @@ tiles of ``.tiles``) against a dense float64 computation written here.
   every kind of scale; with and without exclusion ids; rows with every entry excluded;
   ragged last tiles; rectangular inputs; float32 and bf16 (autocast) precision;
   ``gradcheck``; the tiles bound every intermediate; argument checks.
-- :func:`tiled_logsumexp_rows_cols` (CLIP's one walk): both LSEs and every gradient.
+- :func:`tiled_logsumexp_rows_cols` (CLIP's one walk): both LSEs and every gradient;
+  :func:`tiled_softmax_moment` (iSogCLR's temperature gradient).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from manyview.losses.engine import dense_logsumexp, tiled_logsumexp, tiled_logsumexp_rows_cols
+from manyview.losses.engine import (
+    dense_logsumexp,
+    tiled_logsumexp,
+    tiled_logsumexp_rows_cols,
+    tiled_softmax_moment,
+)
 
 # --------------------------------------------------------------------------------------------
 # the primitive
@@ -362,3 +368,28 @@ def test_rows_and_columns_float32_and_gradcheck() -> None:
         tiled_logsumexp_rows_cols(a32, b32, torch.ones(9))
     with pytest.raises(ValueError, match="same feature size"):
         tiled_logsumexp_rows_cols(a32, b32[:, :3], 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# the softmax moment (iSogCLR)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ids", ["none", "self", "random"])
+def test_softmax_moment_matches_dense_float64(ids: str) -> None:
+    """tiled_softmax_moment: Σ_j softmax_ij s_ij over the kept entries (0 on a row with none),
+    the derivative of the row LSE in its scale."""
+    r, c = 23, 31
+    a, b = _inputs(r, c, 5, seed=7)
+    scale = _scale("rows", r).detach()
+    row_ids, col_ids = _ids(ids, r, c)
+    lse = tiled_logsumexp(a, b, scale, row_ids=row_ids, col_ids=col_ids, tile=(4, 7))
+    got = tiled_softmax_moment(a, b, scale, lse, row_ids=row_ids, col_ids=col_ids, tile=(4, 7))
+    s = a @ b.T
+    logits = scale[:, None] * s
+    if row_ids is not None and col_ids is not None:
+        logits = logits.masked_fill(row_ids[:, None] == col_ids[None, :], float("-inf"))
+    want = (torch.softmax(logits, dim=1).nan_to_num(0.0) * s).sum(dim=1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"lse must have shape \(23,\)"):
+        tiled_softmax_moment(a, b, scale, lse[:3])
