@@ -1,4 +1,4 @@
-"""GPU check of the fused Triton row-logsumexp (manyview.losses.tiled_triton): correctness
+"""GPU check of the fused Triton row-logsumexp (manyview.losses.engine.triton_kernels): correctness
 against a dense float64 reference, then speed and memory against dense PyTorch.
 
     python benchmarks/loss_speed_gpu_check.py [--quick] [--sweep] [--no-dense]
@@ -35,7 +35,7 @@ from dataclasses import astuple, replace
 import torch
 from torch import Tensor
 
-from manyview.losses import tiled_triton as tt
+from manyview.losses.engine import triton_kernels as tt
 
 TAU = 0.07
 START = time.time()
@@ -318,9 +318,9 @@ def sweep_mode(mode: str, n: int, d: int) -> None:
         replace(c, block_m=c.block_n, block_n=c.block_m) for c in row_cfgs[1:]
     ]
     lse = tt.triton_lse_forward(z, z, scale, ids, ids)
-    cases = [("fwd", (c,), functools.partial(tt._forward, configs=[c])) for c in fwd_cfgs]
+    cases = [("fwd", (c,), functools.partial(tt.triton_lse_forward, configs=[c])) for c in fwd_cfgs]
     for rc, cc in zip(row_cfgs, col_cfgs, strict=True):
-        bwd = functools.partial(tt._backward, lse=lse, grad_lse=g, row_configs=[rc])
+        bwd = functools.partial(tt.triton_lse_backward, lse=lse, grad_lse=g, row_configs=[rc])
         cases.append(("bwd", (rc, cc), functools.partial(bwd, col_configs=[cc])))
     for kind, cfgs, fn in cases:
         if any(c.resident and c.block_do < d for c in cfgs):
@@ -369,7 +369,7 @@ def main() -> int:
     parser.add_argument("--no-dense", action="store_true", help="skip the dense reference")
     args = parser.parse_args()
     if not tt.available():
-        print("needs CUDA and triton (tiled_triton.available() is False)")
+        print("needs CUDA and triton (triton_kernels.available() is False)")
         return 2
     import triton
 

@@ -11,15 +11,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss, check_temperature
-from manyview.losses.tiled import (
-    check_engine,
+from manyview.losses.engine import (
+    EngineConfig,
+    EngineOption,
     tiled_logsumexp,
     tiled_logsumexp_rows_cols,
-    use_tiled,
 )
 
 TILED_FACTOR = 0.125
-"""``engine="auto"`` tiles CLIP above ``TILED_FACTOR * TILED_MIN_ENTRIES`` logits (N > 724)."""
+"""``engine="auto"`` tiles CLIP above ``TILED_FACTOR`` x the engine's ``min_entries`` logits
+(N > 724 with the default): its one-walk tiled form beats the dense one earlier than the
+one-sided losses' do (docs/benchmarks.md)."""
 
 
 class CLIPLoss(MultiViewLoss):
@@ -37,12 +39,13 @@ class CLIPLoss(MultiViewLoss):
         max_scale: upper clamp of the scale (open_clip: 100).
         normalize: L2-normalise the embeddings first.
         engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
-            ``"auto"`` (default: tiled above an eighth of
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits, N > 724).
+            from :func:`~manyview.losses.engine.tiled_logsumexp`, memory O(N·D + tile²)),
+            ``"auto"`` (default: tiled above an eighth of the ``min_entries`` dense logits,
+            :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES`: N > 724) or an
+            :class:`~manyview.losses.engine.EngineConfig`.
 
     The tiled form takes the row and the column LSEs of each tile in one walk
-    (:func:`~manyview.losses.tiled.tiled_logsumexp_rows_cols`: three tile products in all);
+    (:func:`~manyview.losses.engine.tiled_logsumexp_rows_cols`: three tile products in all);
     the local-anchors form under torch.distributed, and the Triton kernels on CUDA, take them
     in two one-sided passes.
 
@@ -63,11 +66,11 @@ class CLIPLoss(MultiViewLoss):
         learnable: bool = False,
         max_scale: float = 100.0,
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
         check_temperature(temperature)
-        self.engine = check_engine(engine, "clip")
+        self.engine = EngineConfig.parse(engine, "clip")
         self.max_scale = float(max_scale)
         self.learnable = learnable
         self.logit_scale: nn.Parameter | float
@@ -98,18 +101,16 @@ class CLIPLoss(MultiViewLoss):
             scale = math.exp(self.logit_scale)
         n = z.shape[0]
         whole = offset == 0 and count == n
-        # the one-walk tiled form beats the dense one from N ~ 768 on the 2-core CPU
-        # (D = 128: 6.6 vs 6.9 ms at N = 768, 12.9 vs 19.2 ms at N = 1024, 3.8 ms both at
-        # N = 512; docs/benchmarks.md): an eighth of the one-sided losses' threshold
-        if use_tiled(self.engine, n * n if whole else 2 * count * n, threshold_factor=TILED_FACTOR):
+        if self.engine.use_tiled(n * n if whole else 2 * count * n, factor=TILED_FACTOR):
+            options = self.engine.lse_options()
             u, v = z[:, 0], z[:, 1]
             u_a, v_a = (u, v) if whole else (u[offset : offset + count], v[offset : offset + count])
             positive = scale * (u_a * v_a).sum(dim=-1)  # (count,) the matching pairs' logits
             if whole:  # the rows and the columns of one matrix: one walk over its tiles
-                row_lse, col_lse = tiled_logsumexp_rows_cols(u, v, scale)
+                row_lse, col_lse = tiled_logsumexp_rows_cols(u, v, scale, **options)
                 return 0.5 * ((row_lse - positive).mean() + (col_lse - positive).mean())
-            rows = tiled_logsumexp(u_a, v, scale) - positive  # image anchors vs every text
-            cols = tiled_logsumexp(v_a, u, scale) - positive  # text anchors vs every image
+            rows = tiled_logsumexp(u_a, v, scale, **options) - positive  # image anchors
+            cols = tiled_logsumexp(v_a, u, scale, **options) - positive  # text anchors
             return 0.5 * (rows.mean() + cols.mean())
         if whole:  # every instance is an anchor
             logits = scale * (z[:, 0] @ z[:, 1].T)

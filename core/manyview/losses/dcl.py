@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
+from manyview.losses.engine import EngineConfig, EngineOption
 from manyview.losses.pvc import other_instance_lse
-from manyview.losses.tiled import check_engine, use_tiled
 
 
 def vmf_weights(z: Tensor, sigma: float) -> Tensor:
@@ -34,20 +34,21 @@ class DCL(MultiViewLoss):
     Args:
         temperature: τ (default 0.1, as lightly and the reference code).
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: how each anchor's LSE over the other instances' views is taken (the one of
+            :func:`~manyview.losses.pvc.other_instance_lse`): ``"dense"`` from the
+            (MN x MN) logits, ``"tiled"`` without them in O(MN·D + tile²) memory, ``"auto"``
+            (default) tiled above 2048² logits, or an
+            :class:`~manyview.losses.engine.EngineConfig` (docs/losses.md, "Tiled engine").
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
 
     def __init__(
-        self, temperature: float = 0.1, *, normalize: bool = True, engine: str = "auto"
+        self, temperature: float = 0.1, *, normalize: bool = True, engine: EngineOption = "auto"
     ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
-        self.engine = check_engine(engine, self.loss_name)
+        self.engine = EngineConfig.parse(engine, self.loss_name)
 
     def positive_weights(self, z: Tensor) -> Tensor | None:
         return None
@@ -59,8 +60,8 @@ class DCL(MultiViewLoss):
         if weights is not None:
             pos = pos * anchors(weights, offset, count)
         pos_mean = (pos.sum(-1) - pos.diagonal(dim1=1, dim2=2)) / (m - 1)  # (count, M)
-        tiled = use_tiled(self.engine, m * count * m * n)
-        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)  # (count, M)
+        tiled = self.engine if self.engine.use_tiled(m * count * m * n) else None
+        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)
         return (other - pos_mean).mean()
 
 
@@ -74,7 +75,7 @@ class DCLW(DCL):
         sigma: σ of the weighting (paper: 0.5).
         detach_weights: treat the weights as constants (lightly; default ``True``).
         normalize: L2-normalise the views first.
-        engine: ``"dense"``, ``"tiled"`` or ``"auto"`` (default), as for :class:`DCL`.
+        engine: as for :class:`DCL`.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
@@ -86,7 +87,7 @@ class DCLW(DCL):
         sigma: float = 0.5,
         detach_weights: bool = True,
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(temperature, normalize=normalize, engine=engine)
         self.sigma = check_temperature(sigma, "sigma")

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
-from manyview.losses.tiled import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
+from manyview.losses.engine import EngineConfig, EngineOption, dense_logsumexp, tiled_logsumexp
 
 
 def within_view_lse(
@@ -22,17 +22,19 @@ def within_view_lse(
     offset: int = 0,
     count: int | None = None,
     *,
-    tiled: bool = False,
+    tiled: EngineConfig | None = None,
 ) -> Tensor:
     """``(N, M, D)`` -> ``(count, M)``: LSE_{j != i} s_ij^{mm}/τ, each view's own
     uniformity, for the instances i in ``offset .. offset+count-1`` (default: all).
-    One :func:`~manyview.losses.tiled.dense_logsumexp` per view (a (count, N) matrix each),
-    or with ``tiled`` one :func:`~manyview.losses.tiled.tiled_logsumexp`."""
+    One :func:`~manyview.losses.engine.dense_logsumexp` per view (a (count, N) matrix each),
+    or with ``tiled``, an engine config, one :func:`~manyview.losses.engine.tiled_logsumexp`
+    with its tile and backend."""
     n = z.shape[0]
     count = n if count is None else count
     local = torch.arange(offset, offset + count, device=z.device)
     every = torch.arange(n, device=z.device)
-    lse_fn = tiled_logsumexp if tiled else dense_logsumexp
+    lse_fn = dense_logsumexp if tiled is None else tiled_logsumexp
+    options = {} if tiled is None else tiled.lse_options()
     per_view = [
         lse_fn(
             anchors(z[:, m], offset, count),
@@ -40,6 +42,7 @@ def within_view_lse(
             1.0 / temperature,
             row_ids=local,
             col_ids=every,
+            **options,
         )
         for m in range(z.shape[1])
     ]
@@ -59,20 +62,21 @@ class MVDHEL(MultiViewLoss):
     Args:
         temperature: τ (the paper's configs: 0.5 CIFAR/ImageNet-100, 0.1 ImageNet-1K).
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: for each view's uniformity: ``"dense"`` builds its (N x N) logits,
+            ``"tiled"`` never does (memory O(N·D + tile²)), ``"auto"`` (default) tiles when
+            the M blocks would hold more than
+            :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES` entries; or an
+            :class:`~manyview.losses.engine.EngineConfig`.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
 
     def __init__(
-        self, temperature: float = 0.1, *, normalize: bool = True, engine: str = "auto"
+        self, temperature: float = 0.1, *, normalize: bool = True, engine: EngineOption = "auto"
     ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
-        self.engine = check_engine(engine, self.loss_name)
+        self.engine = EngineConfig.parse(engine, self.loss_name)
 
     def alignment_term(self, z: Tensor) -> Tensor:
         m = z.shape[1]
@@ -80,10 +84,11 @@ class MVDHEL(MultiViewLoss):
         upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=z.device), diagonal=1)
         return gram[:, upper].logsumexp(dim=1)  # (N,)
 
-    def _tiled_for(self, z: Tensor, count: int) -> bool:
-        """Whether this call tiles: the dense form builds (M, count, N) logits."""
+    def _tiled_for(self, z: Tensor, count: int) -> EngineConfig | None:
+        """The engine config if this call tiles (the dense form builds (M, count, N)
+        logits), else None."""
         n, m, _ = z.shape
-        return use_tiled(self.engine, m * count * n)
+        return self.engine if self.engine.use_tiled(m * count * n) else None
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         tiled = self._tiled_for(z, count)
@@ -100,10 +105,7 @@ class DHEL(MVDHEL):
         include_augs: keep the second view's uniformity term (official default ``True``);
             ``False`` keeps only the anchor view's.
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: as for :class:`MVDHEL`.
 
     Inputs: ``views`` (N, 2, D) or two tensors (N, D). Output: a 0-dim tensor.
     """
@@ -116,7 +118,7 @@ class DHEL(MVDHEL):
         *,
         include_augs: bool = True,
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(temperature, normalize=normalize, engine=engine)
         self.include_augs = include_augs

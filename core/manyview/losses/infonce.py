@@ -13,7 +13,7 @@ from manyview.losses.base import (
     check_temperature,
     instance_gram,
 )
-from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
+from manyview.losses.engine import EngineConfig, EngineOption, view_major_lse
 
 
 def positive_mean(z: Tensor, temperature: float) -> Tensor:
@@ -39,9 +39,11 @@ class InfoNCE(MultiViewLoss):
         temperature: τ (SimCLR's run default 0.1).
         normalize: L2-normalise the views first.
         engine: ``"dense"`` builds the (MN x MN) logits; ``"tiled"`` computes the same value
-            and gradient with :func:`~manyview.losses.tiled.tiled_logsumexp` in
+            and gradient with :func:`~manyview.losses.engine.tiled_logsumexp` in
             O(MN·D + tile²) memory; ``"auto"`` (default) tiles above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` logits.
+            :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES` logits; an
+            :class:`~manyview.losses.engine.EngineConfig` sets the mode, tile, backend and
+            threshold.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
 
@@ -52,15 +54,17 @@ class InfoNCE(MultiViewLoss):
     """
 
     def __init__(
-        self, temperature: float = 0.1, *, normalize: bool = True, engine: str = "auto"
+        self, temperature: float = 0.1, *, normalize: bool = True, engine: EngineOption = "auto"
     ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
-        self.engine = check_engine(engine, "infonce")
+        self.engine = EngineConfig.parse(engine, "infonce")
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
-        dense = not use_tiled(self.engine, m * count * m * n)  # dense: one (M·count, MN) matrix
-        lse = view_major_lse(z, 1.0 / self.temperature, offset=offset, count=count, dense=dense)
+        dense = not self.engine.use_tiled(m * count * m * n)  # dense: one (M·count, MN) matrix
+        lse = view_major_lse(
+            z, 1.0 / self.temperature, offset=offset, count=count, dense=dense, engine=self.engine
+        )
         pos = positive_mean(anchors(z, offset, count), self.temperature)  # (count, M)
         return (lse.view(m, count).T - pos).mean()

@@ -11,11 +11,11 @@ import torch
 from torch import Tensor
 
 from manyview.losses.base import MultiViewLoss, check_temperature, instance_gram, view_major
-from manyview.losses.tiled import (
-    check_engine,
+from manyview.losses.engine import (
+    EngineConfig,
+    EngineOption,
     tiled_logsumexp,
     tiled_softmax_moment,
-    use_tiled,
 )
 
 
@@ -50,9 +50,9 @@ class ISogCLR(MultiViewLoss):
         eta: step size of τ (0.01).
         grad_clip: clip of the τ gradient (3, the official unimodal value).
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the MN x MN similarities), ``"tiled"`` or ``"auto"`` (default:
-            tiled above :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` entries). The
-            tiled form gives the same value, gradient and state update in O(MN·D + tile²)
+        engine: ``"dense"`` (the MN x MN similarities), ``"tiled"``, ``"auto"`` (default:
+            tiled above :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES` entries) or an
+            :class:`~manyview.losses.engine.EngineConfig`. The tiled form gives the same value, gradient and state update in O(MN·D + tile²)
             memory: every statistic is a function of the per-row (τ_i-scaled) LSE over the
             negatives and of the softmax mean similarity.
 
@@ -81,10 +81,10 @@ class ISogCLR(MultiViewLoss):
         eta: float = 0.01,
         grad_clip: float = 3.0,
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
-        self.engine = check_engine(engine, "isogclr")
+        self.engine = EngineConfig.parse(engine, "isogclr")
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(
                 f"isogclr: num_samples must be a positive int (the dataset size), got {num_samples!r}"
@@ -133,7 +133,7 @@ class ISogCLR(MultiViewLoss):
     def compute(self, z: Tensor, *, index: Tensor | None = None, **_: Any) -> Tensor:
         n, m, _ = z.shape
         index = self.check_index(index, n)
-        if use_tiled(self.engine, (m * n) ** 2):
+        if self.engine.use_tiled((m * n) ** 2):
             return self._compute_tiled(z, index)
         flat = view_major(z)
         sim = flat @ flat.T  # (MN, MN)
@@ -202,7 +202,8 @@ class ISogCLR(MultiViewLoss):
         tau = self.tau[index].to(z.dtype).repeat(m)  # (MN,), row a = (m, i)
         gram = instance_gram(z)
         pos = ((gram.sum(-1) - gram.diagonal(dim1=1, dim2=2)) / (m - 1)).T.reshape(-1)  # (MN,)
-        lse = tiled_logsumexp(flat, flat, 1.0 / tau, row_ids=inst, col_ids=inst)
+        options = self.engine.lse_options()
+        lse = tiled_logsumexp(flat, flat, 1.0 / tau, row_ids=inst, col_ids=inst, **options)
 
         with torch.no_grad():
             lse_value = lse.detach()
@@ -214,7 +215,13 @@ class ISogCLR(MultiViewLoss):
             log_u = torch.where(first, log_g, moved)  # per anchor row
             coef = torch.exp(lse_value - log_u)  # Σ_j p_aj
             mean_sim = tiled_softmax_moment(
-                flat.detach(), flat.detach(), 1.0 / tau, lse_value, row_ids=inst, col_ids=inst
+                flat.detach(),
+                flat.detach(),
+                1.0 / tau,
+                lse_value,
+                row_ids=inst,
+                col_ids=inst,
+                tile=self.engine.tile,
             )
             weighted = coef * mean_sim  # Σ_j p_aj s_aj
             grad_tau = log_u + self.rho - weighted / tau / num_neg

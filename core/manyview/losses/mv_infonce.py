@@ -14,7 +14,7 @@ from manyview.losses.base import (
     check_temperature,
     instance_gram,
 )
-from manyview.losses.tiled import check_engine, use_tiled, view_major_lse
+from manyview.losses.engine import EngineConfig, EngineOption, view_major_lse
 
 
 class MVInfoNCE(MultiViewLoss):
@@ -32,10 +32,10 @@ class MVInfoNCE(MultiViewLoss):
             official code, default); ``False`` gives the paper's printed formula, whose
             denominator runs over cross-view pairs l != m only (positives included).
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: for the anchor rows' LSEs over the MN view-major rows: ``"dense"`` (one
+            (M·count, MN) matrix), ``"tiled"`` (none: memory O(MN·D + tile²)), ``"auto"``
+            (default: tiled above :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES` of
+            its entries) or an :class:`~manyview.losses.engine.EngineConfig`.
 
     At M = 2 this is InfoNCE with the arithmetic mean of the two anchors' partition
     functions instead of the geometric one (so it is >= NT-Xent).
@@ -49,12 +49,12 @@ class MVInfoNCE(MultiViewLoss):
         *,
         intra_view_negatives: bool = True,
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
         self.temperature = check_temperature(temperature)
         self.intra_view_negatives = intra_view_negatives
-        self.engine = check_engine(engine, "mv_infonce")
+        self.engine = EngineConfig.parse(engine, "mv_infonce")
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
@@ -68,6 +68,7 @@ class MVInfoNCE(MultiViewLoss):
             offset=offset,
             count=count,
             exclude=exclude,
-            dense=not use_tiled(self.engine, m * count * m * n),
+            dense=not self.engine.use_tiled(m * count * m * n),
+            engine=self.engine,
         )
         return (row_lse.view(m, count).logsumexp(dim=0) - num).mean()

@@ -17,7 +17,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
-from manyview.losses.tiled import check_engine, dense_logsumexp, use_tiled, view_major_lse
+from manyview.losses.engine import EngineConfig, EngineOption, dense_logsumexp, view_major_lse
 
 
 def other_instance_lse(
@@ -26,16 +26,19 @@ def other_instance_lse(
     offset: int = 0,
     count: int | None = None,
     *,
-    tiled: bool = False,
+    tiled: EngineConfig | None = None,
 ) -> Tensor:
     """``(N, M, D)`` -> ``(count, M)``: for anchor (i, m), LSE over every view of every
     other instance, log sum_{j != i, l} exp(s_ij^{ml}/τ), for the instances i in
-    ``offset .. offset+count-1`` (default: all). ``tiled``: by
-    :func:`~manyview.losses.tiled.view_major_lse` instead of the (M·count, MN) logits."""
+    ``offset .. offset+count-1`` (default: all). ``tiled``: an engine config
+    to take it by :func:`~manyview.losses.engine.view_major_lse` with (its tile and backend)
+    instead of from the (M·count, MN) logits."""
     n, m, _ = z.shape
-    if tiled:
+    if tiled is not None:
         count = n if count is None else count
-        lse = view_major_lse(z, 1.0 / temperature, offset=offset, count=count, exclude="instance")
+        lse = view_major_lse(
+            z, 1.0 / temperature, offset=offset, count=count, exclude="instance", engine=tiled
+        )
         return lse.view(m, count).T
     flat = view_major(z)
     if count is None or (offset == 0 and count == n):
@@ -65,10 +68,11 @@ class PolyViewContrastive(MultiViewLoss):
         temperature: τ.
         method: ``"geometric"`` (default) or ``"arithmetic"``.
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: ``"dense"`` takes the LSE over every view of the other instances from the
+            (MN x MN) logits; ``"tiled"`` never builds them (memory O(MN·D + tile²));
+            ``"auto"`` (default) tiles above
+            :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES` logits; an
+            :class:`~manyview.losses.engine.EngineConfig` also sets the tile and backend.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
@@ -79,10 +83,10 @@ class PolyViewContrastive(MultiViewLoss):
         *,
         method: str = "geometric",
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
-        self.engine = check_engine(engine, "pvc")
+        self.engine = EngineConfig.parse(engine, "pvc")
         if method not in ("geometric", "arithmetic"):
             raise ValueError(f"pvc: method must be 'geometric' or 'arithmetic', got {method!r}")
         self.temperature = check_temperature(temperature)
@@ -90,8 +94,8 @@ class PolyViewContrastive(MultiViewLoss):
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
-        tiled = use_tiled(self.engine, m * count * m * n)
-        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)  # (count, M)
+        tiled = self.engine if self.engine.use_tiled(m * count * m * n) else None
+        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)
         pos = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         # ℓ = -g + log(e^g + e^o) = softplus(o - g)
         ell = F.softplus(other[:, :, None] - pos)  # (N, α, β)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss
-from manyview.losses.tiled import check_engine
+from manyview.losses.engine import EngineConfig, EngineOption
 
 
 class PairwiseLoss(MultiViewLoss):
@@ -20,9 +20,10 @@ class PairwiseLoss(MultiViewLoss):
     Args:
         base: a registered loss name (default ``"infonce"``) or a loss module taking 2 views.
         normalize: L2-normalise the views first (the base then skips it).
-        engine: ``"auto"`` (default), ``"dense"`` or ``"tiled"``, passed to a base loss
-            built by name that has the option (each pair's 2N x 2N logits decide
-            ``"auto"``, see :mod:`manyview.losses.tiled`); a base module keeps its own.
+        engine: ``"auto"`` (default), ``"dense"``, ``"tiled"`` or an
+            :class:`~manyview.losses.engine.EngineConfig`, passed to a base loss built by
+            name that has the option (each pair's 2N x 2N logits decide ``"auto"``, see
+            :mod:`manyview.losses.engine`); a base module keeps its own.
         **base_kwargs: passed to the base loss, e.g. ``temperature=0.5``.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D); ``labels``/``index`` are passed on.
@@ -38,11 +39,12 @@ class PairwiseLoss(MultiViewLoss):
         base: str | nn.Module = "infonce",
         *,
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
         **base_kwargs: Any,
     ) -> None:
         super().__init__(normalize=normalize)
-        self.engine = check_engine(engine, "pwe")
+        self.engine = EngineConfig.parse(engine, "pwe")
+        default = self.engine == EngineConfig()
         if isinstance(base, str):
             import manyview
 
@@ -51,13 +53,13 @@ class PairwiseLoss(MultiViewLoss):
             if "normalize" in params:
                 base_kwargs.setdefault("normalize", False)
             if "engine" in params:
-                base_kwargs["engine"] = engine
-            elif engine != "auto":
+                base_kwargs["engine"] = self.engine
+            elif not default:
                 raise ValueError(f"pwe: the base loss {base!r} has no engine option")
             base = manyview.create("loss", base, **base_kwargs)
         elif base_kwargs:
             raise ValueError("pwe: pass base_kwargs only with a base loss name")
-        elif engine != "auto":
+        elif not default:
             raise ValueError("pwe: with a base loss module, set engine= on that module")
         self.base = base
         self.needs = tuple(getattr(base, "needs", ()))

@@ -3,6 +3,7 @@ Liu, Krishnan, NeurIPS 2020)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,6 @@ import torch
 from torch import Tensor
 
 from manyview import distributed
-from manyview.losses import tiled
 from manyview.losses.base import (
     MultiViewLoss,
     anchor_rows,
@@ -18,7 +18,7 @@ from manyview.losses.base import (
     instance_gram,
     view_major,
 )
-from manyview.losses.tiled import check_engine, dense_logsumexp, tiled_logsumexp, use_tiled
+from manyview.losses.engine import EngineConfig, EngineOption, dense_logsumexp, tiled_logsumexp
 
 
 class SupCon(MultiViewLoss):
@@ -42,10 +42,11 @@ class SupCon(MultiViewLoss):
             loss by τ/base_temperature as SupContrast does (its 0.07).
         anchors: ``"all"`` (default) or ``"one"``.
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the MN x MN logits), ``"tiled"`` or ``"auto"`` (default: tiled
-            above :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits). The tiled
+        engine: ``"dense"`` (the MN x MN logits), ``"tiled"``, ``"auto"`` (default: tiled
+            above :data:`~manyview.losses.engine.DEFAULT_MIN_ENTRIES` dense logits) or an
+            :class:`~manyview.losses.engine.EngineConfig`. The tiled
             form gives the same value and gradient in O(MN·D + tile²) memory: the log
-            partition by :func:`~manyview.losses.tiled.tiled_logsumexp`, the positives'
+            partition by :func:`~manyview.losses.engine.tiled_logsumexp`, the positives'
             sum as <z_a, per-class (or per-instance) sums of the embeddings>, and L_in's
             positive LSE one tiled call per class. It does not support ``variant="in"``
             with a ``mask`` (``"auto"`` then stays dense).
@@ -74,10 +75,10 @@ class SupCon(MultiViewLoss):
         base_temperature: float | None = None,
         anchors: str = "all",
         normalize: bool = True,
-        engine: str = "auto",
+        engine: EngineOption = "auto",
     ) -> None:
         super().__init__(normalize=normalize)
-        self.engine = check_engine(engine, "supcon")
+        self.engine = EngineConfig.parse(engine, "supcon")
         if variant not in ("out", "in"):
             raise ValueError(f"supcon: variant must be 'out' or 'in', got {variant!r}")
         if anchors not in ("all", "one"):
@@ -126,10 +127,11 @@ class SupCon(MultiViewLoss):
     ) -> Tensor:
         n, m, _ = z.shape
         by_sums = self.variant == "out" or mask is None  # positives without the logits
-        if use_tiled(self.engine, m * count * m * n):
+        if self.engine.use_tiled(m * count * m * n):
             if by_sums:
-                return self._compute_by_lse(z, offset, count, labels, mask, tiled_logsumexp)
-            if self.engine == "tiled":
+                lse_fn = functools.partial(tiled_logsumexp, **self.engine.lse_options())
+                return self._compute_by_lse(z, offset, count, labels, mask, lse_fn)
+            if self.engine.mode == "tiled":
                 raise ValueError(
                     "supcon: engine='tiled' does not support variant='in' with mask=; pass "
                     "labels= or use engine='dense'"
@@ -174,8 +176,8 @@ class SupCon(MultiViewLoss):
         lse_fn: Callable[..., Tensor],
     ) -> Tensor:
         """:meth:`compute_local` from row log-sum-exps alone: the partition by ``lse_fn``
-        (:func:`~manyview.losses.tiled.tiled_logsumexp`: no (rows x MN) matrix;
-        :func:`~manyview.losses.tiled.dense_logsumexp`: one), the positives' sums from
+        (:func:`~manyview.losses.engine.tiled_logsumexp`: no (rows x MN) matrix;
+        :func:`~manyview.losses.engine.dense_logsumexp`: one), the positives' sums from
         per-class (or per-instance) sums of the embeddings."""
         n, m, d = z.shape
         dev = z.device
@@ -200,7 +202,7 @@ class SupCon(MultiViewLoss):
         totals = z.sum(dim=1)  # (N, D)
         if mask is not None:
             own = mask[offset : offset + count]  # (count, N)
-            step = tiled.TILE_ROWS  # rows of the (count, N) mask per matmul
+            step = self.engine.tile[0]  # rows of the (count, N) mask per matmul
             pos_total = torch.cat(
                 [own[c : c + step].to(z.dtype) @ totals for c in range(0, count, step)]
             )

@@ -7,7 +7,7 @@ so it then sees the raw inner products too). Values must agree to rtol 1e-9 / at
 Gradients are checked against central finite differences of the reference.
 
 Every loss with an ``engine`` option is checked twice: as constructed by default (dense at
-these sizes) and with ``engine="tiled"`` (``manyview.losses.tiled``) at tiny, ragged tiles.
+these sizes) and with ``engine="tiled"`` (``manyview.losses.engine``) at tiny, ragged tiles.
 
 The identities of ``losses.md`` (§3.1, §3.2, §6) are checked on the library's values.
 """
@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import manyview
-from manyview.losses import tiled
+from manyview.losses.engine import EngineConfig
 
 from . import reference as R
 from ._helpers import assert_loss_close, assert_scalar_close, raw_views, unit
@@ -97,14 +97,12 @@ SPECS: list[Spec] = [
 
 
 @pytest.fixture(params=["default", "tiled"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def engine(request: pytest.FixtureRequest) -> dict[str, EngineConfig]:
     """The create() keywords of the engine under test; ``"tiled"`` at 4 x 7 tiles, so
     that every batch here spans several, ragged tiles."""
     if request.param == "default":
         return {}
-    monkeypatch.setattr(tiled, "TILE_ROWS", 4)
-    monkeypatch.setattr(tiled, "TILE_COLS", 7)
-    return {"engine": request.param}
+    return {"engine": EngineConfig("tiled", tile=(4, 7))}
 
 
 def _spec_cases() -> list[Any]:

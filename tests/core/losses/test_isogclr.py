@@ -12,7 +12,7 @@ u = g on the batch) against autograd of the F-term Σ_m mean_i τ_i·log((1/|S�
 exp(h/τ_i)), written here in torch with explicit loops, at fixed τ.
 
 The reference comparisons run for both engines: the dense (MN x MN) form and
-``engine="tiled"`` (``manyview.losses.tiled``) at tiny, ragged tiles.
+``engine="tiled"`` (``manyview.losses.engine``) at tiny, ragged tiles.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import manyview
-from manyview.losses import tiled
+from manyview.losses.engine import EngineConfig
 
 from . import reference as R
 from ._helpers import assert_loss_close, assert_scalar_close, raw_views, unit
@@ -70,11 +70,10 @@ CONFIGS: dict[str, dict[str, float]] = {
 
 
 @pytest.fixture(params=["dense", "tiled"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def engine(request: pytest.FixtureRequest) -> str | EngineConfig:
     """The engine under test; ``"tiled"`` at 4 x 7 tiles (several ragged tiles per batch)."""
     if request.param == "tiled":
-        monkeypatch.setattr(tiled, "TILE_ROWS", 4)
-        monkeypatch.setattr(tiled, "TILE_COLS", 7)
+        return EngineConfig("tiled", tile=(4, 7))
     return request.param
 
 

@@ -1,6 +1,7 @@
 """Fused Triton kernels for the tiled, exact, masked row-logsumexp of a scaled similarity matrix.
 
-This is the CUDA fast path of the tiled (Inf-CL style, design doc §13.1) contrastive engine.
+This is the CUDA fast path of the tiled contrastive engine (:mod:`manyview.losses.engine`; the
+Inf-CL decomposition, Cheng et al., CVPR 2025, arXiv 2410.17243).
 For ``a`` (R, D), ``b`` (C, D), a per-row scale ``scale_vec`` (R,) and optional ids (entry
 (i, j) is excluded when ``row_ids[i] == col_ids[j]``)::
 
@@ -69,7 +70,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.tiled import tf32_enabled, triton_interprets
+from manyview.losses.engine.runtime import tf32_enabled, triton_interprets
 
 try:  # guarded: the module must import without triton
     import triton
@@ -106,6 +107,11 @@ def takes(t: Tensor) -> bool:
 
 
 if triton is not None:
+    # The forward and the two backward kernels take the same operands and build their score
+    # tiles alike; the two backward kernels mirror each other with the roles of rows and
+    # columns swapped (which block stays in registers and which is streamed, P or its
+    # transpose, where the per-row factors g_i scale_i enter). They stay written out apart:
+    # each is one fused loop whose loads, masks and accumulator are those of its own side.
 
     @triton.jit
     def _score_tile(
@@ -451,7 +457,7 @@ def _launch(name: str, configs: list[_Config], key: tuple[Any, ...], run: Any) -
             continue
         _CHOSEN[memo] = i
         return out
-    raise RuntimeError(f"tiled_triton: no launch configuration of {name} fits this device")
+    raise RuntimeError(f"triton_kernels: no launch configuration of {name} fits this device")
 
 
 @functools.cache
@@ -502,7 +508,7 @@ def _check(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     """Validate shapes / dtypes and return contiguous operands (float32 scale, int64 ids)."""
     if triton is None:
-        raise RuntimeError("tiled_triton: triton is not installed")
+        raise RuntimeError("triton_kernels: triton is not installed")
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"a (R, D) and b (C, D) expected, got {tuple(a.shape)}, {tuple(b.shape)}")
     if a.dtype not in _DTYPES or b.dtype != a.dtype:
@@ -559,17 +565,32 @@ class _NullContext:
         return None
 
 
-def _forward(
+def triton_lse_forward(
     a: Tensor,
     b: Tensor,
     scale_vec: Tensor,
     row_ids: Tensor | None,
     col_ids: Tensor | None,
+    *,
     configs: list[_Config] | None = None,
     split: int | None = None,
 ) -> Tensor:
-    """:func:`triton_lse_forward` with an optional explicit config list and column split
-    count (tests, benchmarks)."""
+    """Masked row-logsumexp of ``scale_vec[:, None] * (a @ b.T)`` without forming the matrix.
+
+    Args:
+        a: (R, D) float32 / bf16 / fp16 CUDA tensor (made contiguous).
+        b: (C, D), same dtype and device as ``a``.
+        scale_vec: (R,) per-row scale (used as float32).
+        row_ids: optional (R,) integer ids; entry (i, j) is left out when
+            ``row_ids[i] == col_ids[j]`` (nothing is left out unless both are given).
+        col_ids: optional (C,) integer ids.
+        configs: launch configurations to try, in order (default :func:`_forward_configs`);
+            for tests and benchmarks.
+        split: how many ranges the column loop is cut into (default: by :func:`_split`).
+
+    Returns:
+        (R,) float32 lse; -inf on rows whose every entry is excluded (or when C == 0).
+    """
     a, b, scale_vec, row_ids, col_ids = _check(a, b, scale_vec, row_ids, col_ids)
     r, c = a.shape[0], b.shape[0]
     if r == 0 or c == 0:
@@ -599,7 +620,7 @@ def _forward(
         return _launch("fwd", configs, (a.dtype, _pad_d(d), has_ids, prec, str(a.device)), run)
 
 
-def _backward(
+def triton_lse_backward(
     a: Tensor,
     b: Tensor,
     scale_vec: Tensor,
@@ -607,12 +628,26 @@ def _backward(
     col_ids: Tensor | None,
     lse: Tensor,
     grad_lse: Tensor,
+    *,
     row_configs: list[_Config] | None = None,
     col_configs: list[_Config] | None = None,
     split: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`triton_lse_backward` with optional explicit config lists and split count (tests,
-    benchmarks)."""
+    """Gradients of :func:`triton_lse_forward` w.r.t. ``a``, ``b`` and ``scale_vec``.
+
+    Args:
+        a, b, scale_vec, row_ids, col_ids: as given to :func:`triton_lse_forward`.
+        lse: (R,) the forward's output (rows at -inf get zero gradient).
+        grad_lse: (R,) upstream gradient of lse.
+        row_configs, col_configs: launch configurations of the grad_a and the grad_b kernel
+            to try, in order (default :func:`_backward_configs`); for tests and benchmarks.
+        split: how many ranges each kernel's inner loop is cut into (default: by
+            :func:`_split`).
+
+    Returns:
+        ``(grad_a, grad_b, grad_scale_vec)``: (R, D) in ``a``'s dtype, (C, D) in ``b``'s dtype
+        and (R,) float32. Deterministic: no atomics, fixed summation order.
+    """
     a, b, scale_vec, row_ids, col_ids = _check(a, b, scale_vec, row_ids, col_ids)
     r, d = a.shape
     c = b.shape[0]
@@ -680,49 +715,3 @@ def _backward(
     if d != d_in:
         grad_a, grad_b = grad_a[:, :d_in].contiguous(), grad_b[:, :d_in].contiguous()
     return grad_a, grad_b, grad_s
-
-
-def triton_lse_forward(
-    a: Tensor,
-    b: Tensor,
-    scale_vec: Tensor,
-    row_ids: Tensor | None,
-    col_ids: Tensor | None,
-) -> Tensor:
-    """Masked row-logsumexp of ``scale_vec[:, None] * (a @ b.T)`` without forming the matrix.
-
-    Args:
-        a: (R, D) float32 / bf16 / fp16 CUDA tensor (made contiguous).
-        b: (C, D), same dtype and device as ``a``.
-        scale_vec: (R,) per-row scale (used as float32).
-        row_ids: optional (R,) integer ids; entry (i, j) is left out when
-            ``row_ids[i] == col_ids[j]`` (nothing is left out unless both are given).
-        col_ids: optional (C,) integer ids.
-
-    Returns:
-        (R,) float32 lse; -inf on rows whose every entry is excluded (or when C == 0).
-    """
-    return _forward(a, b, scale_vec, row_ids, col_ids)
-
-
-def triton_lse_backward(
-    a: Tensor,
-    b: Tensor,
-    scale_vec: Tensor,
-    row_ids: Tensor | None,
-    col_ids: Tensor | None,
-    lse: Tensor,
-    grad_lse: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of :func:`triton_lse_forward` w.r.t. ``a``, ``b`` and ``scale_vec``.
-
-    Args:
-        a, b, scale_vec, row_ids, col_ids: as given to :func:`triton_lse_forward`.
-        lse: (R,) the forward's output (rows at -inf get zero gradient).
-        grad_lse: (R,) upstream gradient of lse.
-
-    Returns:
-        ``(grad_a, grad_b, grad_scale_vec)``: (R, D) in ``a``'s dtype, (C, D) in ``b``'s dtype
-        and (R,) float32. Deterministic: no atomics, fixed summation order.
-    """
-    return _backward(a, b, scale_vec, row_ids, col_ids, lse, grad_lse)

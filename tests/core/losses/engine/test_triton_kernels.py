@@ -1,4 +1,4 @@
-"""The fused Triton row-logsumexp kernels (manyview.losses.tiled_triton) against a float64
+"""The fused Triton row-logsumexp kernels (manyview.losses.engine.triton_kernels) against a float64
 dense reference: on CUDA when there is a device, and on CPU through Triton's interpreter."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from manyview.losses import tiled_triton
+from manyview.losses.engine import triton_kernels
 
 F32 = torch.float32
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -51,26 +51,26 @@ def rel_err(x: Tensor, ref: Tensor) -> float:
 
 
 def test_imports_and_availability():
-    assert callable(tiled_triton.triton_lse_forward)
-    assert callable(tiled_triton.triton_lse_backward)
-    assert isinstance(tiled_triton.available(), bool)
+    assert callable(triton_kernels.triton_lse_forward)
+    assert callable(triton_kernels.triton_lse_backward)
+    assert isinstance(triton_kernels.available(), bool)
     if not torch.cuda.is_available():
-        assert tiled_triton.available() is False
+        assert triton_kernels.available() is False
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton")
 def test_bad_input_is_rejected_before_any_launch():
     a, b, s = torch.randn(4, 8), torch.randn(5, 8), torch.ones(4)
     with pytest.raises(ValueError, match=r"row_ids must be \(R,\)"):
-        tiled_triton.triton_lse_forward(a, b, s, torch.arange(3), torch.arange(5))
+        triton_kernels.triton_lse_forward(a, b, s, torch.arange(3), torch.arange(5))
     with pytest.raises(ValueError, match="dtype"):
-        tiled_triton.triton_lse_forward(a, b.double(), s, None, None)
+        triton_kernels.triton_lse_forward(a, b.double(), s, None, None)
     with pytest.raises(ValueError, match=r"\(C, D\)"):
-        tiled_triton.triton_lse_forward(a, torch.randn(5, 7), s, None, None)
+        triton_kernels.triton_lse_forward(a, torch.randn(5, 7), s, None, None)
     with pytest.raises(ValueError, match="scale_vec"):
-        tiled_triton.triton_lse_forward(a, b, torch.ones(3), None, None)
+        triton_kernels.triton_lse_forward(a, b, torch.ones(3), None, None)
     # empty column set: every lse is -inf, no kernel needed
-    lse = tiled_triton.triton_lse_forward(a, b[:0], s, None, None)
+    lse = triton_kernels.triton_lse_forward(a, b[:0], s, None, None)
     assert lse.shape == (4,) and torch.isneginf(lse).all()
 
 
@@ -103,8 +103,8 @@ _INTERPRETER_SCRIPT = (
 import torch
 from torch import Tensor
 
-from manyview.losses import tiled_triton as tt
-from manyview.losses.tiled_triton import _Config
+from manyview.losses.engine import triton_kernels as tt
+from manyview.losses.engine.triton_kernels import _Config
 
 {reference}
 
@@ -139,8 +139,8 @@ for dtype, cfg, ids, split in CASES:
         rid[:2] = 3
         cid = torch.full((C,), 3)
         g[rid == 3] = float("nan")  # must not leak: empty rows get no gradient
-    lse = tt._forward(a, b, scale, rid, cid, configs=[cfg], split=split)
-    ga, gb, gs = tt._backward(
+    lse = tt.triton_lse_forward(a, b, scale, rid, cid, configs=[cfg], split=split)
+    ga, gb, gs = tt.triton_lse_backward(
         a, b, scale, rid, cid, lse, g, row_configs=[cfg], col_configs=[cfg], split=split
     )
     ref = dense_reference(a, b, scale, rid, cid, g)
@@ -179,10 +179,11 @@ import inspect
 import torch
 
 import manyview
-from manyview.losses import tiled, tiled_triton as tt
+from manyview.losses.engine import default_triton_backend, triton_kernels as tt
 from manyview.testing import build
 
 assert tt.available() and tt.takes(torch.zeros(1)), "the interpreter should take CPU tensors"
+backend = default_triton_backend()  # the one the losses share
 torch.backends.cuda.matmul.allow_tf32 = TF32  # the tf32 (default) or the exact-float32 configs
 calls = {"forward": 0, "backward": 0}
 for kind in calls:
@@ -213,14 +214,14 @@ for name in manyview.available("loss"):
         ran = {k: calls[k] - before[k] for k in calls}
         assert (min(ran.values()) > 0) == (engine == "tiled"), (name, engine, ran)
         out[engine] = value.detach(), x.grad
-    assert not tiled.TRITON_FAILURES, tiled.TRITON_FAILURES  # no silent fallback
+    assert not backend.failures, backend.failures  # no silent fallback
     # the interpreter's products are float32 whatever the precision flag: float32 rounding
     errs = [((u - w).abs().max() / w.abs().max()).item() for u, w in zip(*out.values())]
     assert max(errs) < 1e-5, (name, errs)
     checked.append(name)
     print(name, ["%.1e" % e for e in errs])
 # the engine's self-check ran the kernels once per configuration (ids or not) and passed
-assert len(tiled._KERNEL_CHECKS) == 2 and all(tiled._KERNEL_CHECKS.values()), tiled._KERNEL_CHECKS
+assert len(backend.checks) == 2 and all(backend.checks.values()), backend.checks
 print("OK", sorted(checked), calls)
 """
 )
@@ -274,8 +275,8 @@ def _check_case(
     old = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
-        lse = tiled_triton.triton_lse_forward(a, b, scale, rid, cid)
-        ga, gb, gs = tiled_triton.triton_lse_backward(a, b, scale, rid, cid, lse, g)
+        lse = triton_kernels.triton_lse_forward(a, b, scale, rid, cid)
+        ga, gb, gs = triton_kernels.triton_lse_backward(a, b, scale, rid, cid, lse, g)
         torch.cuda.synchronize()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
@@ -318,10 +319,10 @@ def test_cuda_matches_dense_reference(shape, ids, dtype, tf32):
 def test_cuda_backward_is_deterministic_and_noncontiguous_input_works():
     a, b, scale, rid, cid, g = _inputs(513, 400, 128, torch.bfloat16, "ids", 1)
     a_t = a.T.contiguous().T  # same values, column-major strides
-    lse = tiled_triton.triton_lse_forward(a_t, b, scale, rid, cid)
-    assert torch.equal(lse, tiled_triton.triton_lse_forward(a, b, scale, rid, cid))
-    first = tiled_triton.triton_lse_backward(a, b, scale, rid, cid, lse, g)
-    second = tiled_triton.triton_lse_backward(a_t, b, scale, rid, cid, lse, g)
+    lse = triton_kernels.triton_lse_forward(a_t, b, scale, rid, cid)
+    assert torch.equal(lse, triton_kernels.triton_lse_forward(a, b, scale, rid, cid))
+    first = triton_kernels.triton_lse_backward(a, b, scale, rid, cid, lse, g)
+    second = triton_kernels.triton_lse_backward(a_t, b, scale, rid, cid, lse, g)
     for x, y in zip(first, second):
         assert torch.equal(x, y)
 
@@ -336,17 +337,17 @@ def test_cuda_every_config_of_the_fallback_list():
     try:
         ref = dense_reference(a, b, scale, rid, cid, g)
         exact = [False] * 4 + [True] * 4  # the tf32 and the exact-float32 lists
-        fwd = [c for e in (False, True) for c in tiled_triton._forward_configs(200, F32, e)]
+        fwd = [c for e in (False, True) for c in triton_kernels._forward_configs(200, F32, e)]
         rows = [
-            c for e in (False, True) for c in tiled_triton._backward_configs(200, F32, "rows", e)
+            c for e in (False, True) for c in triton_kernels._backward_configs(200, F32, "rows", e)
         ]
         cols = [
-            c for e in (False, True) for c in tiled_triton._backward_configs(200, F32, "cols", e)
+            c for e in (False, True) for c in triton_kernels._backward_configs(200, F32, "cols", e)
         ]
         for i in range(len(fwd)):
             try:
-                lse = tiled_triton._forward(a, b, scale, rid, cid, configs=[fwd[i]])
-                grads = tiled_triton._backward(
+                lse = triton_kernels.triton_lse_forward(a, b, scale, rid, cid, configs=[fwd[i]])
+                grads = triton_kernels.triton_lse_backward(
                     a, b, scale, rid, cid, lse, g, row_configs=[rows[i]], col_configs=[cols[i]]
                 )
             except RuntimeError as err:  # too large for this device's shared memory
@@ -370,8 +371,8 @@ def test_cuda_split_inner_loop_matches_unsplit(dtype):
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
         for split in (1, 2, 5, 64):
-            lse = tiled_triton._forward(a, b, scale, rid, cid, split=split)
-            grads = tiled_triton._backward(a, b, scale, rid, cid, lse, g, split=split)
+            lse = triton_kernels.triton_lse_forward(a, b, scale, rid, cid, split=split)
+            grads = triton_kernels.triton_lse_backward(a, b, scale, rid, cid, lse, g, split=split)
             assert rel_err(lse, ref[0]) < 1e-3, split
             assert max(rel_err(x, y) for x, y in zip(grads, ref[1:])) < tol, split
     finally:
