@@ -42,10 +42,10 @@ class FactoryLoadError(RegistryError, ImportError):
     """A registered ``"module:attr"`` factory could not be imported."""
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` or ``"; did you mean 'x' or 'y'?"`` (the closest of
-    ``choices``), or ``""`` when none is close: the tail of a one-line error message."""
-    close = difflib.get_close_matches(str(word), list(dict.fromkeys(map(str, choices))), 2, 0.6)
+    ``choices``, similarity at least ``cutoff``), or ``""``: the tail of a one-line error."""
+    close = difflib.get_close_matches(str(word), list(dict.fromkeys(map(str, choices))), 2, cutoff)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 

@@ -3,12 +3,12 @@ engine's settings (each a one-line ``ValueError`` that names the setting and the
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from manyview.losses.engine.backend import BACKENDS, TritonBackend
+from manyview.registry import did_you_mean
 
 ENGINES = ("auto", "dense", "tiled")
 Tile = int | tuple[int, int]
@@ -21,17 +21,11 @@ DEFAULT_MIN_ENTRIES = 2048 * 2048
 docs/benchmarks.md ("Tiled engine defaults") has the timings behind it."""
 
 
-def suggest(word: str, choices: tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` for the choice closest to ``word``, or ``""``."""
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def check_choice(value: Any, choices: tuple[str, ...], what: str, who: str) -> str:
     """``value`` if it is one of ``choices``, else a ValueError naming the closest."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(
-            f"{who}: unknown {what} {value!r}{suggest(str(value), choices)} "
+            f"{who}: unknown {what} {value!r}{did_you_mean(value, choices, cutoff=0.5)} "
             f"(choose from {', '.join(repr(c) for c in choices)})"
         )
     return value
