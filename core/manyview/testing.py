@@ -317,7 +317,9 @@ def check_encoder(encoder: Any, n: int = 2) -> None:
 
 def check_teacher(teacher: Any, n: int = 4) -> None:
     """A teacher makes targets without gradients, never has trainable parameters, survives a
-    ``state_dict`` round trip into a copy, and ``update`` runs."""
+    ``state_dict`` round trip into a copy, reads its ``keys`` from a batch mapping (a teacher
+    of one key gives the same targets for ``{key: x, ...}`` as for ``x``), and ``update``
+    runs."""
     batch = teacher.example_inputs(n, generator=torch.Generator().manual_seed(0))
     params = [name for name, p in teacher.named_parameters() if p.requires_grad]
     assert not params, f"a teacher must not have trainable parameters: {params[:3]}"
@@ -338,6 +340,16 @@ def check_teacher(teacher: Any, n: int = 4) -> None:
     ):
         if isinstance(b, Tensor):
             assert torch.equal(a, b), "a state_dict round trip changed the targets"
+    keys = tuple(getattr(teacher, "keys", ()))
+    if len(keys) == 1 and not isinstance(batch, dict):  # the typed input: a batch mapping
+        mapped = teacher({keys[0]: batch, "label": torch.zeros(n, dtype=torch.long)})
+        for a, b in zip(
+            tensors, [mapped] if isinstance(mapped, Tensor) else _flatten(mapped), strict=False
+        ):
+            if isinstance(b, Tensor):
+                assert torch.equal(a, b), (
+                    f"reading {keys[0]!r} of a batch mapping gave other targets"
+                )
     teacher.update(getattr(teacher, "student", None), 1)
 
 
