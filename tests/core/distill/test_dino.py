@@ -115,7 +115,7 @@ def _toy_dino(center_momentum: float, steps: int = 50) -> tuple[list[float], flo
 
 
 def test_centering_keeps_the_teacher_between_one_hot_and_uniform(one_thread):
-    """distillation.md §10 check: with centring and tau_t < tau_s the teacher's entropy stays
+    """docs/distillation.md "dino": with centring and tau_t < tau_s the teacher's entropy stays
     strictly between 0 and log K for 50 steps; without centring (momentum 1 keeps c = 0) the
     batch-averaged teacher distribution piles onto one dimension."""
     entropies, top = _toy_dino(0.9)

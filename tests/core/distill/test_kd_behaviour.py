@@ -1,5 +1,5 @@
-"""Sanity checks of distillation.md §4 (UniSD) and §10 (classic KD), and DiSCo's teachers, for
-kd, feature, token_contrast, rkd, crd, score_kd and divergence_clip."""
+"""Sanity checks of kd, feature, token_contrast, rkd, crd, score_kd and divergence_clip (their
+sections of docs/distillation.md), and of DiSCo's teachers."""
 
 from __future__ import annotations
 

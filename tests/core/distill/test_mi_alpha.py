@@ -1,5 +1,5 @@
 """MI-alpha: the bound against its loop, exact alpha = 0 / 1, stability, gradient paths and the
-correlated-Gaussian sanity check of distillation.md §5."""
+correlated-Gaussian sanity check of docs/distillation.md "mi_alpha"."""
 
 from __future__ import annotations
 

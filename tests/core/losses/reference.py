@@ -1,18 +1,19 @@
-# The index letters follow losses.md (i, j instances; m, l views), so `l` is used on purpose.
+# The index letters follow docs/losses.md (i, j instances; m, l views), so `l` is on purpose.
 # ruff: noqa: E741
 """Naive float64 reference implementations of the losses and metrics in ``manyview``.
 
-Every function here is written straight from the formulas in ``losses.md`` (sections 1-7
-and 12): explicit Python loops over instances, views and candidates, with ``math.exp`` and
-``math.log`` on Python floats. Nothing is vectorised, so these functions are slow and only
-meant for small batches in tests.
+Every function here is written straight from the formulas in ``docs/losses.md`` (its section
+of each loss, and "Diagnostics"): explicit Python loops over instances, views and candidates,
+with ``math.exp`` and ``math.log`` on Python floats. Nothing is vectorised, so these functions
+are slow and only meant for small batches in tests.
 
-Conventions (``losses.md`` §0): ``z`` is a float64 tensor of shape (N, M, D) holding
-embeddings that are ALREADY L2-normalised; instance ``i`` and view ``m`` is ``z[i, m]``, and
-``s_ij^{ml} = <z[i, m], z[j, l]>``, written ``s[i][m][j][l]`` below. The functions never
-normalise ``z`` themselves, so they can also be used to check a ``normalize=False`` path on
-raw inputs. Each returns a Python float, except :func:`isogclr_step` (a training step
-with state, which returns the loss, the new state and the objective).
+Conventions (``docs/losses.md``, "The contract"): ``z`` is a float64 tensor of shape
+(N, M, D) holding embeddings that are ALREADY L2-normalised; instance ``i`` and view ``m`` is
+``z[i, m]``, and ``s_ij^{ml} = <z[i, m], z[j, l]>``, written ``s[i][m][j][l]`` below. The
+functions never normalise ``z`` themselves, so they can also be used to check a
+``normalize=False`` path on raw inputs. Each returns a Python float, except
+:func:`isogclr_step` (a training step with state, which returns the loss, the new state and
+the objective).
 """
 
 from __future__ import annotations
@@ -88,12 +89,12 @@ def _log_sigmoid(x: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# §1 InfoNCE / NT-Xent, §3.3 PWE
+# InfoNCE / NT-Xent, PWE
 # --------------------------------------------------------------------------------------------
 
 
 def infonce(z: torch.Tensor, tau: float) -> float:
-    """Multi-positive InfoNCE (SimCLR NT-Xent at M=2), ``losses.md`` §1.
+    """Multi-positive InfoNCE (SimCLR NT-Xent at M=2), ``docs/losses.md`` "infonce".
 
     For each of the MN anchors a = (i, m):
         ℓ_a = −(1/(M−1)) Σ_{l≠m} s_ii^{ml}/τ + LSE_{(j,l) ≠ (i,m)} s_ij^{ml}/τ,
@@ -118,7 +119,7 @@ def infonce(z: torch.Tensor, tau: float) -> float:
 def pwe(
     z: torch.Tensor, tau: float, base: Callable[[torch.Tensor, float], float] | None = None
 ) -> float:
-    """Pairwise ensemble (``losses.md`` §3.3): a two-view loss averaged over view pairs.
+    """Pairwise ensemble (``docs/losses.md`` "pwe"): a two-view loss averaged over view pairs.
 
     The mean over the C(M, 2) view pairs m < l of ``base(z[:, [m, l]], tau)``; the base is
     :func:`infonce` unless given (e.g. :func:`dhel`).
@@ -130,12 +131,12 @@ def pwe(
 
 
 # --------------------------------------------------------------------------------------------
-# §2 CLIP and SigLIP
+# CLIP and SigLIP
 # --------------------------------------------------------------------------------------------
 
 
 def clip(z: torch.Tensor, scale: float) -> float:
-    """Symmetric CLIP loss (``losses.md`` §2), view 0 = image, view 1 = text.
+    """Symmetric CLIP loss (``docs/losses.md`` "clip"), view 0 = image, view 1 = text.
 
     L_ij = scale·<z[i,0], z[j,1]>;
     loss = ½ [ mean_i (−L_ii + LSE_j L_ij) + mean_j (−L_jj + LSE_i L_ij) ].
@@ -151,7 +152,7 @@ def clip(z: torch.Tensor, scale: float) -> float:
 
 
 def siglip(z: torch.Tensor, scale: float, bias: float) -> float:
-    """Sigmoid loss (``losses.md`` §2, open_clip ``SigLipLoss``).
+    """Sigmoid loss (``docs/losses.md`` "siglip", open_clip ``SigLipLoss``).
 
     loss = −(1/N) Σ_i Σ_j log σ( y_ij (scale·<z[i,0], z[j,1]> + bias) ),
     y_ij = +1 if i == j else −1.
@@ -169,12 +170,12 @@ def siglip(z: torch.Tensor, scale: float, bias: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# §3 MV-InfoNCE, MV-DHEL, DHEL, PVC
+# MV-InfoNCE, MV-DHEL, DHEL, PVC
 # --------------------------------------------------------------------------------------------
 
 
 def mv_infonce(z: torch.Tensor, tau: float, intra_view_negatives: bool = True) -> float:
-    """MV-InfoNCE (``losses.md`` §3.1).
+    """MV-InfoNCE (``docs/losses.md`` "mv_infonce").
 
     L = (1/N) Σ_i [ −LSE_{(m,l): m≠l} s_ii^{ml}/τ + LSE over the union of the M anchor rows ].
     Row (m, i) contributes every (l, j) ≠ (m, i) when ``intra_view_negatives`` (the official
@@ -199,7 +200,7 @@ def mv_infonce(z: torch.Tensor, tau: float, intra_view_negatives: bool = True) -
 
 
 def mv_dhel(z: torch.Tensor, tau: float) -> float:
-    """MV-DHEL (``losses.md`` §3.2).
+    """MV-DHEL (``docs/losses.md`` "mv_dhel and dhel").
 
     L = (1/N) Σ_i [ −LSE_{m<l} s_ii^{ml}/τ + Σ_m LSE_{j≠i} s_ij^{mm}/τ ].
     """
@@ -218,7 +219,7 @@ def mv_dhel(z: torch.Tensor, tau: float) -> float:
 
 
 def dhel(z: torch.Tensor, tau: float) -> float:
-    """Two-view DHEL (``losses.md`` §3.2, M=2 case).
+    """Two-view DHEL (``docs/losses.md`` "mv_dhel and dhel", M=2 case).
 
     mean_i [ −s_ii^{12}/τ + LSE_{j≠i} s_ij^{11}/τ + LSE_{j≠i} s_ij^{22}/τ ].
     """
@@ -236,7 +237,7 @@ def dhel(z: torch.Tensor, tau: float) -> float:
 
 
 def pvc(z: torch.Tensor, tau: float, method: str = "geometric") -> float:
-    """Poly-View Contrastive loss (``losses.md`` §3.3), computed per sample.
+    """Poly-View Contrastive loss (``docs/losses.md`` "pvc"), computed per sample.
 
     For anchor (i, α) and target view β ≠ α:
         ℓ_{iαβ} = −s_ii^{αβ}/τ + LSE( {s_ii^{αβ}/τ} ∪ {s_ij^{αγ}/τ : j ≠ i, γ ∈ [M]} ).
@@ -272,7 +273,7 @@ def pvc(z: torch.Tensor, tau: float, method: str = "geometric") -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# §4 DCL / DCLW
+# DCL / DCLW
 # --------------------------------------------------------------------------------------------
 
 
@@ -301,7 +302,8 @@ def dcl(
     sigma: float = 0.5,
     weight_z: torch.Tensor | None = None,
 ) -> float:
-    """Decoupled contrastive loss, M-view form (``losses.md`` §4); DCLW when ``weighted``.
+    """Decoupled contrastive loss, M-view form (``docs/losses.md`` "dcl and dclw"); DCLW
+    when ``weighted``.
 
     Anchor (i, m):
         ℓ = −(1/(M−1)) Σ_{l≠m} w_i^{ml} s_ii^{ml}/τ + LSE_{l∈[M], j≠i} s_ij^{ml}/τ,
@@ -332,7 +334,7 @@ def dcl(
 
 
 # --------------------------------------------------------------------------------------------
-# §6 SupCon
+# SupCon
 # --------------------------------------------------------------------------------------------
 
 
@@ -344,7 +346,8 @@ def supcon(
     variant: str = "out",
     base_temperature: float | None = None,
 ) -> float:
-    """Supervised contrastive loss (``losses.md`` §6), every one of the MN rows an anchor.
+    """Supervised contrastive loss (``docs/losses.md`` "supcon"), every one of the MN rows an
+    anchor.
 
     For anchor a = (i, m): A(a) = all rows except a; P(a) = the rows b = (j, l) ≠ a with
     y_j == y_i (``labels``), with mask[i][j] true (``mask``, N×N, tiled over views), or with
@@ -392,7 +395,7 @@ def supcon(
 
 
 # --------------------------------------------------------------------------------------------
-# §5 iSogCLR (one step of the unimodal algorithm, generalised to M views)
+# iSogCLR (one step of the unimodal algorithm, generalised to M views)
 # --------------------------------------------------------------------------------------------
 
 
@@ -409,7 +412,8 @@ def isogclr_step(
     tau_max: float,
     grad_clip: float,
 ) -> tuple[float, dict[str, list[Any]], float]:
-    """One training step of iSogCLR (``losses.md`` §5, unimodal), generalised to M views.
+    """One training step of iSogCLR (``docs/losses.md`` "isogclr", unimodal), generalised to
+    M views.
 
     ``state`` holds Python lists of length n_dataset: ``tau``, ``u`` (the moving average of
     the partition function, in the linear domain), ``momentum`` and ``seen`` (bools). It is
@@ -466,7 +470,7 @@ def isogclr_step(
 
 
 # --------------------------------------------------------------------------------------------
-# §7 SupReMix
+# SupReMix
 # --------------------------------------------------------------------------------------------
 
 
@@ -489,7 +493,7 @@ def supremix(
     weighting: str = "l1",
     mix_z: torch.Tensor | None = None,
 ) -> float:
-    """SupReMix (``losses.md`` §7) with one fixed λ for every hard-negative mixture.
+    """SupReMix (``docs/losses.md`` "supremix") with one fixed λ for every hard-negative mixture.
 
     The R = MN rows are view-major (row r = m·N + i, vector z[i, m], label y[i]). For
     anchor a, the candidates C_a, each with a weight w = W(y_a − label) where W(d) = |d| + 1
@@ -561,12 +565,12 @@ def supremix(
 
 
 # --------------------------------------------------------------------------------------------
-# §12 diagnostics
+# diagnostics
 # --------------------------------------------------------------------------------------------
 
 
 def alignment(z: torch.Tensor, alpha: float = 2.0) -> float:
-    """Alignment (Wang & Isola), ``losses.md`` §12, on the embeddings as given.
+    """Alignment (Wang & Isola), ``docs/losses.md`` "Diagnostics", on the embeddings as given.
 
     The mean over view pairs m < l of mean_i ‖z[i,m] − z[i,l]‖₂^α.
     """
@@ -584,7 +588,7 @@ def alignment(z: torch.Tensor, alpha: float = 2.0) -> float:
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
-    """Uniformity (Wang & Isola), ``losses.md`` §12, on the embeddings as given.
+    """Uniformity (Wang & Isola), ``docs/losses.md`` "Diagnostics", on the embeddings as given.
 
     The mean over views m of log( mean_{i<j} exp(−t‖z[i,m] − z[j,m]‖₂²) ).
     """
@@ -603,7 +607,8 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
 
 
 def effective_rank(x: torch.Tensor, eps: float = 0.0, on: str = "singular") -> float:
-    """Effective rank (Roy & Vetterli), ``losses.md`` §12, of an (N, D) matrix as given.
+    """Effective rank (Roy & Vetterli), ``docs/losses.md`` "Diagnostics", of an (N, D) matrix
+    as given.
 
     exp(−Σ_k p_k log p_k) with p = σ/‖σ‖₁ over the singular values σ of x (numpy's SVD, not
     torch's, so the two paths share no code); ``on="cov_eig"`` uses σ² instead of σ. With

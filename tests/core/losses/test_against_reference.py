@@ -9,7 +9,8 @@ Gradients are checked against central finite differences of the reference.
 Every loss with an ``engine`` option is checked twice: as constructed by default (dense at
 these sizes) and with ``engine="tiled"`` (``manyview.losses.tiled``) at tiny, ragged tiles.
 
-The identities of ``losses.md`` (§3.1, §3.2, §6) are checked on the library's values.
+The identities that ``docs/losses.md`` states (its "mv_infonce", "mv_dhel and dhel" and
+"supcon" sections) are checked on the library's values.
 """
 
 from __future__ import annotations
@@ -186,8 +187,9 @@ def test_loss_gradient_matches_finite_differences(
     raw = raw_views(3, m, 4, seed=13)
     reference = spec.reference
     if spec.name == "dclw":
-        # The vMF weights are constants for the gradient (losses.md §4 and §14: detached by
-        # default), so the finite differences freeze them at the evaluation point.
+        # The vMF weights are constants for the gradient (docs/losses.md, "dcl and dclw" and
+        # "Where we differ from official code": detached by default), so the finite
+        # differences freeze them at the evaluation point.
         reference = partial(reference, weight_z=unit(raw))
     x = raw.clone().requires_grad_(True)
     spec.create(tau, **engine)(x).backward()
@@ -299,7 +301,7 @@ def test_siglip_matches_reference(
 
 
 # --------------------------------------------------------------------------------------------
-# identities from losses.md, on the library's values
+# identities from docs/losses.md, on the library's values
 # --------------------------------------------------------------------------------------------
 
 
@@ -316,8 +318,9 @@ def test_mv_dhel_two_views_is_dhel(case: tuple[int, int, int, float]) -> None:
 
 @pytest.mark.parametrize("case", TWO_VIEW_CASES, ids=_case_id)
 def test_mv_infonce_two_views_closed_form(case: tuple[int, int, int, float]) -> None:
-    # §3.1: at M = 2, loss_i = −s_ii^{12}/τ + log(½(D_i^1 + D_i^2)), D_i^m SimCLR's partition
-    # function of anchor (m, i): Σ over every other row of exp(s/τ). Computed here by loops.
+    # docs/losses.md "mv_infonce": at M = 2, loss_i = −s_ii^{12}/τ + log(½(D_i^1 + D_i^2)),
+    # D_i^m SimCLR's partition function of anchor (m, i): Σ over every other row of exp(s/τ).
+    # Computed here by loops.
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case, 8))
     s = R.similarities(unit(raw))
@@ -338,7 +341,8 @@ def test_mv_infonce_two_views_closed_form(case: tuple[int, int, int, float]) -> 
 
 @pytest.mark.parametrize("case", TWO_VIEW_CASES, ids=_case_id)
 def test_infonce_at_most_mv_infonce_two_views(case: tuple[int, int, int, float]) -> None:
-    # §3.1: arithmetic vs geometric mean of the two anchors' partition functions (Jensen).
+    # docs/losses.md "mv_infonce": arithmetic vs geometric mean of the two anchors' partition
+    # functions (Jensen).
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case, 9))
     assert _loss("infonce", raw, tau).item() <= _loss("mv_infonce", raw, tau).item() + 1e-12
@@ -377,7 +381,7 @@ def test_dclw_with_tied_positives_is_dcl(m: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# metrics (§12): on the embeddings as given, not normalised
+# metrics (docs/losses.md "Diagnostics"): on the embeddings as given, not normalised
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """The speech recipes through the core Trainer: supervised-contrastive word recognition on
-held-out voices (the issue's Done-when run), the joint objective, init_from, audio-text."""
+held-out voices, the joint objective, init_from, audio-text."""
 
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, steps: int = 100) ->
 
 @pytest.mark.slow
 def test_supcon_learns_words_that_transfer_to_held_out_voices(tmp_path):
-    """Done-when: SupCon pre-training on spoken digits (16 training voices) against 16
-    voices never seen in training; chance is 10%."""
+    """SupCon pre-training on spoken digits (16 training voices) against 16 voices never seen
+    in training; chance is 10%."""
     start = time.perf_counter()
     trainer = Trainer(
         validate(speech_config(60, WORDS, objective="contrastive")), tmp_path, progress=False
