@@ -117,10 +117,6 @@ class CRD(DistillationLoss):
         else:
             self.memory = None
 
-    @property
-    def uses_bank(self) -> bool:
-        return self.memory is not None
-
     def check_targets(self, targets: Any, student: Tensor) -> Tensor:
         who = self.loss_name
         t = check_targets(targets, who, like=student, same_shape=False, min_dim=2, max_dim=2)

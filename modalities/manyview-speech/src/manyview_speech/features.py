@@ -84,13 +84,6 @@ class LogMel(nn.Module):
         self.n_fft = n_fft
         self.log_offset = float(log_offset)
 
-    @property
-    def n_features(self) -> int:
-        return self.n_mels
-
-    def num_frames(self, samples: int) -> int:
-        return samples // self.hop_length + 1
-
     def forward(self, x: Tensor) -> Tensor:
         single = isinstance(x, Tensor) and x.dim() == 1
         x = check_waveforms(x[None] if single else x, "log_mel")
@@ -140,13 +133,6 @@ class MFCC(nn.Module):
         )
         self.sample_rate, self.hop_length, self.n_mfcc = sample_rate, hop_length, n_mfcc
         self.n_fft = n_fft
-
-    @property
-    def n_features(self) -> int:
-        return self.n_mfcc
-
-    def num_frames(self, samples: int) -> int:
-        return samples // self.hop_length + 1
 
     def forward(self, x: Tensor) -> Tensor:
         single = isinstance(x, Tensor) and x.dim() == 1

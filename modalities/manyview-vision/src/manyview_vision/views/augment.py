@@ -100,7 +100,3 @@ class ImageAugment(ImageView):
         for stage in self.stages:
             x = stage.transform(x, generator)
         return x
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The output (height, width) for an input of this size."""
-        return self.stages[0].output_size(height, width)
