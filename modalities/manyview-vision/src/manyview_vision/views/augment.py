@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from manyview_vision.functional import check_images
 from manyview_vision.views.base import ImageView
 from manyview_vision.views.blur import GaussianBlur
 from manyview_vision.views.color import ColorJitter, RandomGrayscale, RandomSolarize
@@ -47,6 +45,7 @@ class ImageAugment(ImageView):
 
     label = "image_augment"
     modifies_input = False
+    reads_uint8 = True
 
     def __init__(
         self,
@@ -88,11 +87,6 @@ class ImageAugment(ImageView):
         if mean is not None and std is not None:
             stages.append(Normalize(mean, std))
         self.stages = nn.ModuleList(stages)
-
-    def forward(self, x: Any, *, generator: torch.Generator | None = None) -> Any:
-        if isinstance(x, list | tuple):
-            return [self.forward(t, generator=generator) for t in x]
-        return self.transform(check_images(x, self.label), generator)
 
     def transform(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         # The crop makes a new float batch (converting uint8 block by block); every later
