@@ -4,17 +4,16 @@ Hester, Wang, Kumar 2026, "UniSD", arXiv 2605.06597; official code ``Ahren09/Uni
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_tensor
-from manyview.distill.reduction import masked_mean, zero_masked
+from manyview.distill.base import PerItemLoss, check_non_negative, check_tensor
+from manyview.distill.reduction import zero_masked
 
 
-class TokenContrast(DistillationLoss):
+class TokenContrast(PerItemLoss):
     r"""Hinge pulling the student's token log-probs to a positive teacher, away from a negative.
 
     With :math:`s_t=\log p_S(y_t\mid x, y_{<t})` (student, plain prompt),
@@ -43,13 +42,11 @@ class TokenContrast(DistillationLoss):
 
     student_dims = (2,)
     needs = ("targets", "negatives")
+    _item_inputs = ("negatives",)
 
     def __init__(self, margin: float = 0.5) -> None:
         super().__init__()
-        margin = float(margin)
-        if not (margin >= 0 and math.isfinite(margin)):
-            raise ValueError(f"TokenContrast: margin must be a finite number >= 0, got {margin}")
-        self.margin = margin
+        self.margin = check_non_negative(margin, "margin", "TokenContrast")
 
     def check_negatives(self, negatives: Any, student: Tensor) -> Tensor:
         who = self.loss_name
@@ -84,24 +81,6 @@ class TokenContrast(DistillationLoss):
         values = torch.relu(self.margin + (student - targets).abs() - (student - b).abs())
         values = zero_masked(values, mask, self.loss_name)
         return values
-
-    def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:
-        """Masked mean per sequence, then the mean over sequences."""
-        return masked_mean(values, mask, weights, who=self.loss_name)
-
-    def compute(
-        self,
-        student: Tensor,
-        *,
-        targets: Tensor,
-        labels: Tensor | None = None,
-        negatives: Any = None,
-        mask: Any = None,
-        weights: Any = None,
-        **_: Any,
-    ) -> Tensor:
-        values = self.per_item(student, targets, mask, negatives=negatives)
-        return self.reduce(values, mask, weights)
 
     def example_inputs(
         self,
