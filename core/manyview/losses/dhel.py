@@ -80,14 +80,15 @@ class MVDHEL(MultiViewLoss):
         upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=z.device), diagonal=1)
         return gram[:, upper].logsumexp(dim=1)  # (N,)
 
-    def _tiled_for(self, z: Tensor, count: int) -> bool:
-        """Whether this call tiles: the dense form builds (M, count, N) logits."""
-        n, m, _ = z.shape
-        return use_tiled(self.engine, m * count * n)
+    def _uniformity_views(self, z: Tensor) -> Tensor:
+        """The views whose within-view uniformity counts: all of them."""
+        return z
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        tiled = self._tiled_for(z, count)
-        uniform = within_view_lse(z, self.temperature, offset, count, tiled=tiled).sum(dim=1)
+        n, m, _ = z.shape
+        tiled = use_tiled(self.engine, m * count * n)  # the dense form: (M, count, N) logits
+        used = self._uniformity_views(z)
+        uniform = within_view_lse(used, self.temperature, offset, count, tiled=tiled).sum(dim=1)
         return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
 
 
@@ -100,10 +101,7 @@ class DHEL(MVDHEL):
         include_augs: keep the second view's uniformity term (official default ``True``);
             ``False`` keeps only the anchor view's.
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: ``"dense"``, ``"tiled"`` or ``"auto"`` (default), as for :class:`MVDHEL`.
 
     Inputs: ``views`` (N, 2, D) or two tensors (N, D). Output: a 0-dim tensor.
     """
@@ -121,8 +119,6 @@ class DHEL(MVDHEL):
         super().__init__(temperature, normalize=normalize, engine=engine)
         self.include_augs = include_augs
 
-    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        used = z if self.include_augs else z[:, :1]  # the views whose uniformity counts
-        tiled = self._tiled_for(z, count)
-        uniform = within_view_lse(used, self.temperature, offset, count, tiled=tiled).sum(1)
-        return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
+    def _uniformity_views(self, z: Tensor) -> Tensor:
+        """Both views, or with ``include_augs=False`` the anchor view only."""
+        return z if self.include_augs else z[:, :1]
