@@ -81,6 +81,18 @@ def _shape(s: Sim) -> tuple[int, int]:
     return len(s), len(s[0])
 
 
+def _similarities(
+    z: torch.Tensor, who: str | None = None, *, two: bool = False
+) -> tuple[Sim, int, int]:
+    """:func:`similarities` of ``z`` with its N and M; with ``who``, a ValueError naming it
+    unless M >= 2 (``two``: M == 2)."""
+    s = similarities(z)
+    n, m_views = _shape(s)
+    if who is not None and (m_views != 2 if two else m_views < 2):
+        raise ValueError(f"{who} needs M {'==' if two else '>='} 2")
+    return s, n, m_views
+
+
 def _log_sigmoid(x: float) -> float:
     """log σ(x) = −log(1 + e^{−x}), written so that neither branch overflows."""
     if x >= 0:
@@ -100,10 +112,7 @@ def infonce(z: torch.Tensor, tau: float) -> float:
         ℓ_a = −(1/(M−1)) Σ_{l≠m} s_ii^{ml}/τ + LSE_{(j,l) ≠ (i,m)} s_ij^{ml}/τ,
     and the loss is the mean of ℓ_a over the MN anchors.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("infonce needs M >= 2")
+    s, n, m_views = _similarities(z, "infonce")
     losses = []
     for i in range(n):
         for m in range(m_views):
@@ -141,10 +150,7 @@ def clip(z: torch.Tensor, scale: float) -> float:
     L_ij = scale·<z[i,0], z[j,1]>;
     loss = ½ [ mean_i (−L_ii + LSE_j L_ij) + mean_j (−L_jj + LSE_i L_ij) ].
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views != 2:
-        raise ValueError("clip needs M == 2")
+    s, n, _ = _similarities(z, "clip", two=True)
     logits = [[scale * s[i][0][j][1] for j in range(n)] for i in range(n)]
     image_to_text = mean(-logits[i][i] + lse(logits[i][j] for j in range(n)) for i in range(n))
     text_to_image = mean(-logits[j][j] + lse(logits[i][j] for i in range(n)) for j in range(n))
@@ -157,10 +163,7 @@ def siglip(z: torch.Tensor, scale: float, bias: float) -> float:
     loss = −(1/N) Σ_i Σ_j log σ( y_ij (scale·<z[i,0], z[j,1]> + bias) ),
     y_ij = +1 if i == j else −1.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views != 2:
-        raise ValueError("siglip needs M == 2")
+    s, n, _ = _similarities(z, "siglip", two=True)
     total = []
     for i in range(n):
         for j in range(n):
@@ -181,10 +184,7 @@ def mv_infonce(z: torch.Tensor, tau: float, intra_view_negatives: bool = True) -
     Row (m, i) contributes every (l, j) ≠ (m, i) when ``intra_view_negatives`` (the official
     code), or only the cross-view terms {(l, j): l ≠ m, all j} (the README formula) otherwise.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("mv_infonce needs M >= 2")
+    s, n, m_views = _similarities(z, "mv_infonce")
     losses = []
     for i in range(n):
         positives = [s[i][m][i][l] / tau for m in range(m_views) for l in range(m_views) if m != l]
@@ -204,10 +204,7 @@ def mv_dhel(z: torch.Tensor, tau: float) -> float:
 
     L = (1/N) Σ_i [ −LSE_{m<l} s_ii^{ml}/τ + Σ_m LSE_{j≠i} s_ij^{mm}/τ ].
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("mv_dhel needs M >= 2")
+    s, n, m_views = _similarities(z, "mv_dhel")
     losses = []
     for i in range(n):
         alignment = lse(s[i][m][i][l] / tau for m in range(m_views) for l in range(m + 1, m_views))
@@ -223,10 +220,7 @@ def dhel(z: torch.Tensor, tau: float) -> float:
 
     mean_i [ −s_ii^{12}/τ + LSE_{j≠i} s_ij^{11}/τ + LSE_{j≠i} s_ij^{22}/τ ].
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views != 2:
-        raise ValueError("dhel needs M == 2")
+    s, n, _ = _similarities(z, "dhel", two=True)
     losses = []
     for i in range(n):
         positive = s[i][0][i][1] / tau
@@ -244,10 +238,7 @@ def pvc(z: torch.Tensor, tau: float, method: str = "geometric") -> float:
     geometric: the mean of ℓ over i, α and β ≠ α.
     arithmetic: per (i, α), −log( (1/(M−1)) Σ_{β≠α} exp(−ℓ_{iαβ}) ); then the mean over i, α.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("pvc needs M >= 2")
+    s, n, m_views = _similarities(z, "pvc")
     if method not in ("geometric", "arithmetic"):
         raise ValueError(f"unknown method {method!r}")
     per_anchor = []
@@ -282,8 +273,7 @@ def dcl_weights(z: torch.Tensor, sigma: float) -> list[list[list[float]]]:
 
     The diagonal entries (l == m) are unused and set to 0.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
+    s, n, m_views = _similarities(z)
     weights = [[[0.0] * m_views for _ in range(m_views)] for _ in range(n)]
     for m in range(m_views):
         for l in range(m_views):
@@ -313,10 +303,7 @@ def dcl(
     ``weight_z`` (DCLW only) computes the weights from other embeddings than ``z``; tests use it
     to freeze the weights when taking finite differences, as the library detaches them.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("dcl needs M >= 2")
+    s, n, m_views = _similarities(z, "dcl")
     if weighted:
         weights = dcl_weights(z if weight_z is None else weight_z, sigma)
     else:
@@ -361,8 +348,7 @@ def supcon(
         raise ValueError("give labels or mask, not both")
     if variant not in ("out", "in"):
         raise ValueError(f"unknown variant {variant!r}")
-    s = similarities(z)
-    n, m_views = _shape(s)
+    s, n, m_views = _similarities(z)
     label_list = None if labels is None else [int(y) for y in torch.as_tensor(labels).tolist()]
     mask_list = (
         None if mask is None else [[bool(b) for b in row] for row in torch.as_tensor(mask).tolist()]
@@ -435,8 +421,7 @@ def isogclr_step(
 
     Returns ``(loss, new_state, F)``.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
+    s, n, m_views = _similarities(z)
     idx = [int(k) for k in torch.as_tensor(index).tolist()]
     if len(idx) != n or len(set(idx)) != n:
         raise ValueError("index must hold N distinct dataset indices")

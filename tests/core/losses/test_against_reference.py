@@ -385,30 +385,30 @@ def test_dclw_with_tied_positives_is_dcl(m: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alpha", [2.0, 1.0, 3.0])
+@pytest.mark.parametrize(
+    ("metric", "option", "value", "salt"),
+    [
+        ("alignment", "alpha", 2.0, 12),
+        ("alignment", "alpha", 1.0, 12),
+        ("alignment", "alpha", 3.0, 12),
+        ("uniformity", "t", 2.0, 13),
+        ("uniformity", "t", 0.5, 13),
+    ],
+)
 @pytest.mark.parametrize("case", CASES[::2], ids=_case_id)
-def test_alignment_matches_reference(case: tuple[int, int, int, float], alpha: float) -> None:
-    from manyview.metrics import alignment
+def test_alignment_and_uniformity_match_reference(
+    case: tuple[int, int, int, float], metric: str, option: str, value: float, salt: int
+) -> None:
+    import manyview.metrics
 
+    ours, reference = getattr(manyview.metrics, metric), getattr(R, metric)
     n, m, d, _ = case
-    raw = raw_views(n, m, d, _seed(case, 12))
-    if alpha == 2.0:
-        assert_scalar_close(alignment(raw), R.alignment(raw))
-        assert_scalar_close(alignment(unit(raw)), R.alignment(unit(raw)))
-    assert_scalar_close(alignment(raw, alpha=alpha), R.alignment(raw, alpha=alpha))
-
-
-@pytest.mark.parametrize("t", [2.0, 0.5])
-@pytest.mark.parametrize("case", CASES[::2], ids=_case_id)
-def test_uniformity_matches_reference(case: tuple[int, int, int, float], t: float) -> None:
-    from manyview.metrics import uniformity
-
-    n, m, d, _ = case
-    raw = raw_views(n, m, d, _seed(case, 13))
-    if t == 2.0:
-        assert_scalar_close(uniformity(raw), R.uniformity(raw))
-        assert_scalar_close(uniformity(unit(raw)), R.uniformity(unit(raw)))
-    assert_scalar_close(uniformity(raw, t=t), R.uniformity(raw, t=t))
+    raw = raw_views(n, m, d, _seed(case, salt))
+    if value == 2.0:  # both metrics' default
+        assert_scalar_close(ours(raw), reference(raw))
+        assert_scalar_close(ours(unit(raw)), reference(unit(raw)))
+    kwargs = {option: value}
+    assert_scalar_close(ours(raw, **kwargs), reference(raw, **kwargs))
 
 
 @pytest.mark.parametrize(("n", "d", "rank"), [(10, 6, 6), (12, 8, 3), (5, 9, 5)])
