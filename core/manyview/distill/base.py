@@ -157,13 +157,20 @@ class DistillationLoss(nn.Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> tuple[Tensor, dict[str, Any]]:
-        """Student output and ``{"targets": teacher output, ...}``: standard normal draws of
-        the shapes :meth:`_example_shapes` gives (``(n, d)`` both by default), student first,
-        then the loss's other inputs from :meth:`_example_extras` (none by default)."""
+        """Student output and ``{"targets": teacher output, ...}``: :meth:`_example_values`
+        (standard normal by default) of the shapes :meth:`_example_shapes` gives (``(n, d)``
+        both by default), student first, then the loss's other inputs from
+        :meth:`_example_extras` (none by default)."""
         student_shape, teacher_shape = self._example_shapes(n, m, d)
-        student = torch.randn(student_shape, generator=generator, dtype=dtype)
-        teacher = torch.randn(teacher_shape, generator=generator, dtype=dtype)
-        return student, {"targets": teacher, **self._example_extras(n, m, d, generator)}
+        student = self._example_values(student_shape, generator, dtype)
+        teacher = self._example_values(teacher_shape, generator, dtype)
+        return student, {"targets": teacher, **self._example_extras(student, generator)}
+
+    def _example_values(
+        self, shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype
+    ) -> Tensor:
+        """Example outputs of ``shape``: standard normal (logits, features, scores)."""
+        return torch.randn(shape, generator=generator, dtype=dtype)
 
     def _example_shapes(
         self, n: int, m: int | None, d: int
@@ -171,10 +178,9 @@ class DistillationLoss(nn.Module):
         """The shapes of the example student output and teacher targets."""
         return (n, d), (n, d)
 
-    def _example_extras(
-        self, n: int, m: int | None, d: int, generator: torch.Generator | None
-    ) -> dict[str, Any]:
-        """The example inputs besides the student output and the targets, drawn after them."""
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """The example inputs besides the student output and the targets, drawn after them
+        (``student`` is the example student output)."""
         return {}
 
 

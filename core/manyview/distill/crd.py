@@ -245,10 +245,9 @@ class CRD(DistillationLoss):
         dt = self.teacher_dim or (self.embed_dim if self.student_head is not None or bank else d)
         return (n, ds), (n, dt)
 
-    def _example_extras(
-        self, n: int, m: int | None, d: int, generator: torch.Generator | None
-    ) -> dict[str, Any]:
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
         """``index`` with a bank."""
+        n = student.shape[0]
         if self.num_samples is None:
             return {}
         if n > self.num_samples:

@@ -140,13 +140,12 @@ class KD(PerItemLoss):
         shape = (n, d) if m is None else (n, m, d)
         return shape, shape
 
-    def _example_extras(
-        self, n: int, m: int | None, d: int, generator: torch.Generator | None
-    ) -> dict[str, Any]:
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
         """Labels when ``alpha < 1``."""
         if self.alpha == 1:
             return {}
-        return {"labels": torch.randint(0, d, (n,) if m is None else (n, m), generator=generator)}
+        classes, shape = student.shape[-1], student.shape[:-1]  # (n,) rows or (n, m) tokens
+        return {"labels": torch.randint(0, classes, shape, generator=generator)}
 
     def extra_repr(self) -> str:
         return (

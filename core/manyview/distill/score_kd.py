@@ -126,13 +126,11 @@ class ScoreKD(DistillationLoss):
         per_query = (log_t.exp() * (log_t - log_s)).where(valid, zero).sum(dim=1)
         return per_query.mean()
 
-    def _example_extras(
-        self, n: int, m: int | None, d: int, generator: torch.Generator | None
-    ) -> dict[str, Any]:
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
         """With student and teacher scores over ``d`` candidates per query, a mask that pads
         the last candidate of every other query."""
-        mask = torch.ones(n, d, dtype=torch.bool)
-        if d > 1:
+        mask = torch.ones(student.shape, dtype=torch.bool)
+        if student.shape[1] > 1:
             mask[::2, -1] = False
         return {"mask": mask}
 

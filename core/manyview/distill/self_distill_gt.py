@@ -122,10 +122,9 @@ class SelfDistillGT(DistillationLoss):
             loss = loss + (1.0 - self.alpha) * F.mse_loss(p, q)
         return loss
 
-    def _example_extras(
-        self, n: int, m: int | None, d: int, generator: torch.Generator | None
-    ) -> dict[str, Any]:
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
         """With student and teacher logits (n, d), class ids in [0, d)."""
+        n, d = student.shape
         return {"labels": torch.randint(0, d, (n,), generator=generator)}
 
     def extra_repr(self) -> str:

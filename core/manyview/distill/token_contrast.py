@@ -82,25 +82,21 @@ class TokenContrast(PerItemLoss):
         values = zero_masked(values, mask, self.loss_name)
         return values
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
-        """Token log-probs ``(n, d)`` (d tokens) for the student and both teachers, and a mask
-        that drops the last token of every other sequence."""
-        shape = (n, d)
-        s = -3 * torch.rand(shape, generator=generator, dtype=dtype)
-        a = -3 * torch.rand(shape, generator=generator, dtype=dtype)
-        b = -3 * torch.rand(shape, generator=generator, dtype=dtype)
-        mask = torch.ones(shape, dtype=torch.bool)
-        if d > 1:
+    def _example_values(
+        self, shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype
+    ) -> Tensor:
+        """Token log-probs of ``shape``, in (-3, 0]."""
+        return -3 * torch.rand(shape, generator=generator, dtype=dtype)
+
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """With the student's and the positive teacher's log-probs of ``d`` tokens (``m`` is
+        ignored), the negative teacher's, and a mask that drops the last token of every other
+        sequence."""
+        mask = torch.ones(student.shape, dtype=torch.bool)
+        if student.shape[1] > 1:
             mask[::2, -1] = False
-        return s, {"targets": a, "negatives": b, "mask": mask}
+        negatives = self._example_values(student.shape, generator, student.dtype)
+        return {"negatives": negatives, "mask": mask}
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}"

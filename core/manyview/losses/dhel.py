@@ -59,10 +59,8 @@ class MVDHEL(MultiViewLoss):
     Args:
         temperature: τ (the paper's configs: 0.5 CIFAR/ImageNet-100, 0.1 ImageNet-1K).
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(N·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: ``"dense"``, ``"tiled"`` (memory O(N·D + tile²)) or ``"auto"`` (default),
+            as for :class:`~manyview.losses.infonce.InfoNCE`.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """

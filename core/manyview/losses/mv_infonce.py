@@ -32,10 +32,8 @@ class MVInfoNCE(MultiViewLoss):
             official code, default); ``False`` gives the paper's printed formula, whose
             denominator runs over cross-view pairs l != m only (positives included).
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: ``"dense"``, ``"tiled"`` (memory O(MN·D + tile²)) or ``"auto"`` (default),
+            as for :class:`~manyview.losses.infonce.InfoNCE`.
 
     At M = 2 this is InfoNCE with the arithmetic mean of the two anchors' partition
     functions instead of the geometric one (so it is >= NT-Xent).

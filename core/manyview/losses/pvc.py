@@ -65,10 +65,8 @@ class PolyViewContrastive(MultiViewLoss):
         temperature: τ.
         method: ``"geometric"`` (default) or ``"arithmetic"``.
         normalize: L2-normalise the views first.
-        engine: ``"dense"`` (the logits matrix), ``"tiled"`` (the same value and gradient
-            from :func:`~manyview.losses.tiled.tiled_logsumexp`, memory O(MN·D + tile²)) or
-            ``"auto"`` (default: tiled above
-            :data:`~manyview.losses.tiled.TILED_MIN_ENTRIES` dense logits).
+        engine: ``"dense"``, ``"tiled"`` (memory O(MN·D + tile²)) or ``"auto"`` (default),
+            as for :class:`~manyview.losses.infonce.InfoNCE`.
 
     Inputs: ``views`` (N, M, D) or M tensors (N, D). Output: a 0-dim tensor.
     """
