@@ -1,5 +1,6 @@
-"""Research fidelity of the multi-view objectives on ``digits3``: do the multi-view paper's
-directions (losses.md §3) hold at this small scale?
+"""Research fidelity of the multi-view objectives on ``digits3``: do the directions of
+Koromilas et al. 2025 (docs/losses.md, "mv_infonce" and "mv_dhel and dhel") hold at this small
+scale?
 
     python benchmarks/fidelity_multiview.py [--seeds 0 1 2] [--budgets 30 60 120]
         [--settings image2 image3 image4 trimodal] [--losses infonce pwe mv_infonce mv_dhel]

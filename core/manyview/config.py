@@ -35,8 +35,6 @@ class Field:
     item: type | None = None  # element type of a list
 
 
-REQUIRED = object()
-
 RUN = {
     "recipe": Field(str, "contrastive"),
     "seed": Field(int, 0),
@@ -53,7 +51,6 @@ RUN = {
     "checkpoint_every": Field(int, 50, minimum=1),
     "keep_checkpoints": Field(int, 3, minimum=1),
     "max_bad_steps": Field(int, 5, minimum=1),
-    "num_workers": Field(int, 0, minimum=0),
     "tensorboard": Field(bool, False),
 }
 DATA = {
@@ -107,6 +104,14 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "distributed": DISTRIBUTED,
 }
 TOP_LEVEL = (*SECTIONS, "modalities", "losses", "recipe_options")
+
+# Keys that other training tools have and manyview does not: refused with the reason, not as
+# unknown keys (a suggestion of a close name would be wrong here).
+UNSUPPORTED = {
+    "run": {
+        "num_workers": "is not supported (data is fetched in the training process); remove the key",
+    },
+}
 
 
 # Names users bring from other tools, mapped to ours.
@@ -226,7 +231,11 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
         if section == "teacher" and section not in raw:
             out[section] = None
             continue
-        out[section] = check.table(f"[{section}]", raw.get(section, {}), schema)
+        table = raw.get(section, {})
+        for key, why in UNSUPPORTED.get(section, {}).items():
+            if isinstance(table, dict) and key in table:
+                raise check.fail(f"[{section}]", f"{key} {why}")
+        out[section] = check.table(f"[{section}]", table, schema)
     modalities = raw.get("modalities", {})
     if not isinstance(modalities, dict):
         raise check.fail("[modalities]", "must be a table of [modalities.<name>] tables")

@@ -100,11 +100,11 @@ def test_vision_views(run_python) -> None:
 
 
 def test_the_gpu_scripts_parse_without_a_gpu(run_python) -> None:
-    """The prepared GPU run (benchmarks/gpu_issue10.sh) is valid bash, and the kernel check
-    it calls imports and shows its options on a machine without CUDA."""
+    """The loss engine's GPU run (benchmarks/gpu_loss_engine.sh) is valid bash, and the kernel
+    check it calls imports and shows its options on a machine without CUDA."""
     import subprocess
 
-    check = subprocess.run(["bash", "-n", str(SCRIPTS / "gpu_issue10.sh")], capture_output=True)
+    check = subprocess.run(["bash", "-n", str(SCRIPTS / "gpu_loss_engine.sh")], capture_output=True)
     assert check.returncode == 0, check.stderr
     printed = _run(run_python, str(SCRIPTS / "loss_speed_gpu_check.py"), "--help")
     assert "--sweep" in printed

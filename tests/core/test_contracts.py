@@ -26,7 +26,7 @@ def test_loss_contract(name, check):
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_no_overflow_at_eight_views_and_small_temperature(name):
-    """The issue's bar: nothing overflows at M = 8 and temperature 0.05."""
+    """docs/losses.md, "The contract": nothing overflows at M = 8 and temperature 0.05."""
     factory = manyview.entry("loss", name).load()
     import inspect
 

@@ -8,8 +8,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-LOWER_IS_BETTER = {"alignment", "uniformity"}
-
 TITLES = {
     "retrieval_class": "Retrieval, class level (a hit: an item of the query's class)",
     "retrieval_instance": "Retrieval, instance level (a hit: the query's own pair)",

@@ -39,6 +39,29 @@ def _labels(y: Tensor | Sequence[int], n: int, who: str) -> Tensor:
     return y
 
 
+def _pair(x: Tensor, y: Tensor, x_name: str, y_name: str, who: str) -> tuple[Tensor, Tensor]:
+    """Two checked, L2-normalised embedding matrices of the same dimension."""
+    a = _matrix(x, f"{who} {x_name}")
+    b = _matrix(y, f"{who} {y_name}")
+    if a.shape[1] != b.shape[1]:
+        raise BenchmarkError(f"{who}: {x_name} dim {a.shape[1]} but {y_name} dim {b.shape[1]}")
+    return a, b
+
+
+def _train_test(
+    train: Tensor,
+    train_labels: Tensor | Sequence[int],
+    test: Tensor,
+    test_labels: Tensor | Sequence[int],
+    who: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The checked train and test embeddings and their labels, for a classifier score."""
+    a, b = _pair(train, test, "train", "test", who)
+    ya = _labels(train_labels, a.shape[0], f"{who} train")
+    yb = _labels(test_labels, b.shape[0], f"{who} test")
+    return a, ya, b, yb
+
+
 def recall_at_k(
     queries: Tensor,
     targets: Tensor,
@@ -58,10 +81,7 @@ def recall_at_k(
     """
     if level not in ("class", "instance"):
         raise BenchmarkError(f"recall_at_k: level must be 'class' or 'instance', got {level!r}")
-    q = _matrix(queries, "recall_at_k queries")
-    t = _matrix(targets, "recall_at_k targets")
-    if q.shape[1] != t.shape[1]:
-        raise BenchmarkError(f"recall_at_k: queries have dim {q.shape[1]} but targets {t.shape[1]}")
+    q, t = _pair(queries, targets, "queries", "targets", "recall_at_k")
     if not ks or any(int(k) < 1 for k in ks):
         raise BenchmarkError(f"recall_at_k: ks must be positive, got {list(ks)}")
     if level == "instance":
@@ -102,12 +122,7 @@ def zero_shot_accuracy(
     features: Tensor, class_embeddings: Tensor, labels: Tensor | Sequence[int]
 ) -> float:
     """Accuracy of predicting the class whose (ensembled) embedding is most cosine-similar."""
-    u = _matrix(features, "zero_shot_accuracy features")
-    w = _matrix(class_embeddings, "zero_shot_accuracy class embeddings")
-    if u.shape[1] != w.shape[1]:
-        raise BenchmarkError(
-            f"zero_shot_accuracy: features have dim {u.shape[1]} but classes {w.shape[1]}"
-        )
+    u, w = _pair(features, class_embeddings, "features", "class embeddings", "zero_shot_accuracy")
     y = _labels(labels, u.shape[0], "zero_shot_accuracy")
     if int(y.max()) >= w.shape[0] or int(y.min()) < 0:
         raise BenchmarkError(
@@ -127,12 +142,7 @@ def knn_accuracy(
 ) -> float:
     """Accuracy of a cosine k-nearest-neighbour majority vote (ties go to the class with the
     larger summed similarity) of ``test`` against the ``train`` bank."""
-    a = _matrix(train, "knn_accuracy train")
-    b = _matrix(test, "knn_accuracy test")
-    ya = _labels(train_labels, a.shape[0], "knn_accuracy train")
-    yb = _labels(test_labels, b.shape[0], "knn_accuracy test")
-    if a.shape[1] != b.shape[1]:
-        raise BenchmarkError(f"knn_accuracy: train dim {a.shape[1]} but test dim {b.shape[1]}")
+    a, ya, b, yb = _train_test(train, train_labels, test, test_labels, "knn_accuracy")
     k = max(1, min(int(k), a.shape[0]))
     classes = int(max(ya.max(), yb.max())) + 1
     correct = 0
@@ -160,10 +170,9 @@ def linear_probe_accuracy(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    a = _matrix(train, "linear_probe train").numpy()
-    b = _matrix(test, "linear_probe test").numpy()
-    ya = _labels(train_labels, a.shape[0], "linear_probe train").numpy()
-    yb = _labels(test_labels, b.shape[0], "linear_probe test").numpy()
+    a, ya, b, yb = (
+        t.numpy() for t in _train_test(train, train_labels, test, test_labels, "linear_probe")
+    )
     if len(set(ya.tolist())) < 2:
         raise BenchmarkError("linear_probe: the train split has fewer than two classes")
     clf = make_pipeline(

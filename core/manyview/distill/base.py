@@ -9,12 +9,14 @@ target tensor that requires grad is refused, so no gradient can reach a teacher.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from manyview.distill.reduction import masked_mean
 from manyview.losses.base import compute_dtype
 
 
@@ -68,6 +70,29 @@ def check_positive(value: float, name: str, who: str) -> float:
     value = float(value)
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{who}: {name} must be a positive finite number, got {value}")
+    return value
+
+
+def check_non_negative(value: float, name: str, who: str) -> float:
+    """A finite number >= 0 as a float, or a ValueError."""
+    value = float(value)
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def check_fraction(value: float, name: str, who: str) -> float:
+    """A number in [0, 1] as a float (a weight or a momentum), or a ValueError."""
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{who}: {name} must be in [0, 1], got {value}")
+    return value
+
+
+def check_positive_int(value: Any, name: str, who: str) -> int:
+    """A positive int (a bool is not one), or a ValueError."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
     return value
 
 
@@ -137,10 +162,64 @@ class DistillationLoss(nn.Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> tuple[Tensor, dict[str, Any]]:
-        """Student output ``(n, d)`` and ``{"targets": teacher output}`` of the same shape."""
-        student = torch.randn(n, d, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, d, generator=generator, dtype=dtype)
-        return student, {"targets": teacher}
+        """Student output and ``{"targets": teacher output, ...}``: :meth:`_example_values`
+        (standard normal by default) of the shapes :meth:`_example_shapes` gives (``(n, d)``
+        both by default), student first, then the loss's other inputs from
+        :meth:`_example_extras` (none by default)."""
+        student_shape, teacher_shape = self._example_shapes(n, m, d)
+        student = self._example_values(student_shape, generator, dtype)
+        teacher = self._example_values(teacher_shape, generator, dtype)
+        return student, {"targets": teacher, **self._example_extras(student, generator)}
+
+    def _example_values(
+        self, shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype
+    ) -> Tensor:
+        """Example outputs of ``shape``: standard normal (logits, features, scores)."""
+        return torch.randn(shape, generator=generator, dtype=dtype)
+
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The shapes of the example student output and teacher targets."""
+        return (n, d), (n, d)
+
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """The example inputs besides the student output and the targets, drawn after them
+        (``student`` is the example student output)."""
+        return {}
+
+
+class PerItemLoss(DistillationLoss):
+    """A distillation loss that is the masked, weighted mean of per-row or per-token values.
+
+    Subclasses implement :meth:`per_item` (the unreduced values, 0 where ``mask`` is False),
+    which also gets the keyword inputs named in ``_item_inputs``; :meth:`reduce` is
+    :func:`~manyview.distill.reduction.masked_mean`. ``divergence_clip`` caps the values
+    between the two.
+    """
+
+    _item_inputs: tuple[str, ...] = ()
+
+    def per_item(self, student: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The unreduced values per row ``(N,)`` or token ``(N, T)``."""
+        raise NotImplementedError
+
+    def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:
+        """Masked, weighted mean of per-item values (:func:`~manyview.distill.reduction.masked_mean`)."""
+        return masked_mean(values, mask, weights, who=self.loss_name)
+
+    def compute(
+        self,
+        student: Tensor,
+        *,
+        targets: Tensor,
+        labels: Tensor | None = None,
+        mask: Any = None,
+        weights: Any = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        inputs = {k: kwargs[k] for k in self._item_inputs if k in kwargs}
+        return self.reduce(self.per_item(student, targets, mask, **inputs), mask, weights)
 
 
 def as_target_list(targets: Any, who: str) -> list[Tensor]:

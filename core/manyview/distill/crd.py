@@ -10,7 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.distill.base import DistillationLoss, check_positive, check_targets
+from manyview.distill.base import (
+    DistillationLoss,
+    check_positive,
+    check_positive_int,
+    check_targets,
+)
 
 
 class CRD(DistillationLoss):
@@ -99,10 +104,8 @@ class CRD(DistillationLoss):
             ("num_samples", num_samples),
             ("num_negatives", num_negatives),
         ):
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
-            ):
-                raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+            if value is not None:
+                check_positive_int(value, name, who)
         momentum = float(momentum)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"{who}: momentum must be in [0, 1), got {momentum}")
@@ -121,10 +124,6 @@ class CRD(DistillationLoss):
             self.register_buffer("memory", F.normalize(torch.randn(num_samples, embed_dim), dim=1))
         else:
             self.memory = None
-
-    @property
-    def uses_bank(self) -> bool:
-        return self.memory is not None
 
     def check_targets(self, targets: Any, student: Tensor) -> Tensor:
         who = self.loss_name
@@ -241,29 +240,24 @@ class CRD(DistillationLoss):
         student_anchored = torch.logsumexp(row_logits, dim=1) - pos
         return 0.5 * (student_anchored.mean() + teacher_anchored.mean())
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Student and teacher features (``student_dim`` / ``teacher_dim`` when set, else
-        ``embed_dim`` where a head or the bank needs it, else ``d``), and ``index`` with a
-        bank."""
+        ``embed_dim`` where a head or the bank needs it, else ``d``)."""
         bank = self.memory is not None
         ds = self.student_dim or (self.embed_dim if self.teacher_head is not None or bank else d)
         dt = self.teacher_dim or (self.embed_dim if self.student_head is not None or bank else d)
-        student = torch.randn(n, ds, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, dt, generator=generator, dtype=dtype)
-        kwargs: dict[str, Any] = {"targets": teacher}
-        if self.num_samples is not None:
-            if n > self.num_samples:
-                raise ValueError(f"CRD: a batch of {n} needs num_samples >= {n}")
-            kwargs["index"] = torch.randperm(self.num_samples, generator=generator)[:n]
-        return student, kwargs
+        return (n, ds), (n, dt)
+
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """``index`` with a bank."""
+        n = student.shape[0]
+        if self.num_samples is None:
+            return {}
+        if n > self.num_samples:
+            raise ValueError(f"CRD: a batch of {n} needs num_samples >= {n}")
+        return {"index": torch.randperm(self.num_samples, generator=generator)[:n]}
 
     def extra_repr(self) -> str:
         parts = [f"temperature={self.temperature}", f"embed_dim={self.embed_dim}"]

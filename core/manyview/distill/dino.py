@@ -17,7 +17,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_positive, check_targets
+from manyview.distill.base import (
+    DistillationLoss,
+    check_fraction,
+    check_positive,
+    check_positive_int,
+    check_targets,
+)
 
 
 class DINOLoss(DistillationLoss):
@@ -85,14 +91,9 @@ class DINOLoss(DistillationLoss):
     ) -> None:
         super().__init__()
         who = self.loss_name
-        if not isinstance(out_dim, int) or isinstance(out_dim, bool) or out_dim < 1:
-            raise ValueError(f"{who}: out_dim must be a positive int, got {out_dim!r}")
-        if not isinstance(num_global, int) or isinstance(num_global, bool) or num_global < 1:
-            raise ValueError(f"{who}: num_global must be a positive int, got {num_global!r}")
-        center_momentum = float(center_momentum)
-        if not 0.0 <= center_momentum <= 1.0:
-            raise ValueError(f"{who}: center_momentum must be in [0, 1], got {center_momentum}")
-        self.out_dim = out_dim
+        self.out_dim = check_positive_int(out_dim, "out_dim", who)
+        num_global = check_positive_int(num_global, "num_global", who)
+        center_momentum = check_fraction(center_momentum, "center_momentum", who)
         self.student_temperature = check_positive(student_temperature, "student_temperature", who)
         self.teacher_temperature = check_positive(teacher_temperature, "teacher_temperature", who)
         self.teacher_temperature_warmup = self._check_warmup(teacher_temperature_warmup)
@@ -113,8 +114,7 @@ class DINOLoss(DistillationLoss):
         start, end, steps = warmup
         start = check_positive(start, "the warm-up start temperature", who)
         end = check_positive(end, "the warm-up end temperature", who)
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"{who}: the warm-up steps must be a positive int, got {steps!r}")
+        check_positive_int(steps, "the warm-up steps", who)
         if end != self.teacher_temperature:
             raise ValueError(
                 f"{who}: the warm-up ends at {end} but teacher_temperature is "
@@ -200,22 +200,14 @@ class DINOLoss(DistillationLoss):
         batch_mean = (batch_sum / count).to(self.center.dtype)
         self.center.mul_(self.center_momentum).add_(batch_mean, alpha=1 - self.center_momentum)
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Student (n, V, out_dim) with V = ``m`` or G + 2 crops and teacher (n, G, out_dim)
         targets; ``d`` is ignored (the size is ``out_dim``)."""
         g = self.num_global
         v = max(m if m is not None else g + 2, g, 2)
-        student = torch.randn(n, v, self.out_dim, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, g, self.out_dim, generator=generator, dtype=dtype)
-        return student, {"targets": teacher}
+        return (n, v, self.out_dim), (n, g, self.out_dim)
 
     def extra_repr(self) -> str:
         warm = (

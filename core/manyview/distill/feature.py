@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.distill.base import DistillationLoss, check_positive, check_targets
-from manyview.distill.reduction import masked_mean, zero_masked
+from manyview.distill.base import PerItemLoss, check_positive, check_positive_int, check_targets
+from manyview.distill.reduction import zero_masked
 
 KINDS = ("mse", "cosine", "smooth_l1")
 
 
-class FeatureMatching(DistillationLoss):
+class FeatureMatching(PerItemLoss):
     r"""Match student features to (constant) teacher features, optionally through an adapter.
 
     With :math:`h_S` the student feature (through the learned linear adapter r when there is
@@ -77,8 +76,8 @@ class FeatureMatching(DistillationLoss):
                 f"FeatureMatching: kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
             )
         for name, dim in (("student_dim", student_dim), ("teacher_dim", teacher_dim)):
-            if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
-                raise ValueError(f"FeatureMatching: {name} must be a positive int, got {dim!r}")
+            if dim is not None:
+                check_positive_int(dim, name, "FeatureMatching")
         if adapter and student_dim is None:
             raise ValueError("FeatureMatching: adapter=True needs student_dim (and teacher_dim)")
         if adapter and teacher_dim is None:
@@ -139,38 +138,14 @@ class FeatureMatching(DistillationLoss):
         values = zero_masked(values, mask, self.loss_name)
         return values
 
-    def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:
-        """Masked, weighted mean of per-item values."""
-        return masked_mean(values, mask, weights, who=self.loss_name)
-
-    def compute(
-        self,
-        student: Tensor,
-        *,
-        targets: Tensor,
-        labels: Tensor | None = None,
-        mask: Any = None,
-        weights: Any = None,
-        **_: Any,
-    ) -> Tensor:
-        return self.reduce(self.per_item(student, targets, mask), mask, weights)
-
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Student and teacher features ``(n, d)`` (tokens ``(n, m, d)`` when ``m`` is given);
         with an adapter the sizes are ``student_dim`` and ``teacher_dim``."""
         ds, dt = (d, d) if self.adapter is None else (self.student_dim, self.teacher_dim)
         lead = (n,) if m is None else (n, m)
-        student = torch.randn(*lead, ds, generator=generator, dtype=dtype)
-        teacher = torch.randn(*lead, dt, generator=generator, dtype=dtype)
-        return student, {"targets": teacher}
+        return (*lead, ds), (*lead, dt)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, beta={self.beta}"

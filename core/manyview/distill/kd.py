@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_positive
+from manyview.distill.base import PerItemLoss, check_fraction, check_positive
 from manyview.distill.divergences import DIVERGENCES, divergence
 from manyview.distill.reduction import check_mask, masked_mean, zero_masked
 
 
-class KD(DistillationLoss):
+class KD(PerItemLoss):
     r"""Hinton KD: tempered teacher and student softmaxes, plus an optional hard-label term.
 
     With student logits :math:`z_s`, teacher logits :math:`z_t`, temperature T and a
@@ -67,20 +67,14 @@ class KD(DistillationLoss):
     ) -> None:
         super().__init__()
         self.temperature = check_positive(temperature, "temperature", "KD")
-        alpha = float(alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"KD: alpha (the soft term's weight) must be in [0, 1], got {alpha}")
+        self.alpha = check_fraction(alpha, "alpha (the soft term's weight)", "KD")
         if divergence not in DIVERGENCES:
             raise ValueError(
                 f"KD: divergence must be one of {', '.join(map(repr, DIVERGENCES))}, "
                 f"got {divergence!r}"
             )
-        jsd_alpha = float(jsd_alpha)
-        if not 0.0 <= jsd_alpha <= 1.0:
-            raise ValueError(f"KD: jsd_alpha must be in [0, 1], got {jsd_alpha}")
-        self.alpha = alpha
         self.divergence = divergence
-        self.jsd_alpha = jsd_alpha
+        self.jsd_alpha = check_fraction(jsd_alpha, "jsd_alpha", "KD")
 
     def per_item(self, student: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
         """Unreduced soft term :math:`T^2 D(\\sigma(z_t/T), \\sigma(z_s/T))` per row ``(N,)`` or
@@ -92,10 +86,6 @@ class KD(DistillationLoss):
         )
         values = zero_masked(values, mask, self.loss_name)
         return values
-
-    def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:
-        """Masked, weighted mean of per-item values (:func:`~manyview.distill.reduction.masked_mean`)."""
-        return masked_mean(values, mask, weights, who=self.loss_name)
 
     def hard_loss(self, student: Tensor, labels: Any, mask: Any = None) -> Tensor:
         """Cross entropy of the untempered student logits with ``labels``, reduced like the
@@ -143,24 +133,20 @@ class KD(DistillationLoss):
             loss = loss + (1 - self.alpha) * self.hard_loss(student, labels, mask)
         return loss
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
-        """Student and teacher logits ``(n, d)`` (``(n, m, d)`` token logits when ``m`` is
-        given), plus labels when ``alpha < 1``."""
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Student and teacher logits ``(n, d)``, or token logits ``(n, m, d)`` when ``m`` is
+        given."""
         shape = (n, d) if m is None else (n, m, d)
-        student = torch.randn(shape, generator=generator, dtype=dtype)
-        teacher = torch.randn(shape, generator=generator, dtype=dtype)
-        kwargs: dict[str, Any] = {"targets": teacher}
-        if self.alpha < 1:
-            kwargs["labels"] = torch.randint(0, d, shape[:-1], generator=generator)
-        return student, kwargs
+        return shape, shape
+
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """Labels when ``alpha < 1``."""
+        if self.alpha == 1:
+            return {}
+        classes, shape = student.shape[-1], student.shape[:-1]  # (n,) rows or (n, m) tokens
+        return {"labels": torch.randint(0, classes, shape, generator=generator)}
 
     def extra_repr(self) -> str:
         return (

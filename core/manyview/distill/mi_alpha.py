@@ -30,16 +30,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from manyview.distill.base import DistillationLoss, check_targets
+from manyview.distill.base import (
+    DistillationLoss,
+    check_fraction,
+    check_positive_int,
+    check_targets,
+)
 
 __all__ = ["MIAlpha", "log_loo_mean_exp", "mi_lower_bound"]
-
-
-def _check_alpha(alpha: float, who: str) -> float:
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"{who}: alpha must be in [0, 1], got {alpha}")
-    return alpha
 
 
 def log_loo_mean_exp(scores: Tensor) -> Tensor:
@@ -78,7 +76,7 @@ def mi_lower_bound(
         space; α ∈ {0, 1} drop the other branch exactly.
     """
     who = "mi_lower_bound"
-    alpha = _check_alpha(alpha, who)
+    alpha = check_fraction(alpha, "alpha", who)
     if scores.dim() != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
         raise ValueError(
             f"{who}: scores must be square (N, N) with N >= 2, got {tuple(scores.shape)}"
@@ -183,13 +181,12 @@ class MIAlpha(DistillationLoss):
             ("embed_dim", embed_dim),
             ("baseline_hidden_dim", baseline_hidden_dim),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+            check_positive_int(value, name, who)
         if not isinstance(num_hidden_layers, int) or num_hidden_layers < 0:
             raise ValueError(
                 f"{who}: num_hidden_layers must be an int >= 0, got {num_hidden_layers!r}"
             )
-        self.alpha = _check_alpha(alpha, who)
+        self.alpha = check_fraction(alpha, "alpha", who)
         self.student_dim = student_dim
         self.teacher_dim = teacher_dim
         self.student_head = _mlp(student_dim, hidden_dim, embed_dim, num_hidden_layers)
@@ -244,20 +241,12 @@ class MIAlpha(DistillationLoss):
         psi = self.log_baseline(targets).to(out_dtype) if self.baseline is not None else None
         return -mi_lower_bound(scores, psi, self.alpha)
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Student (n, student_dim) and teacher (n, teacher_dim) features; ``m``, ``d``
         are ignored."""
-        student = torch.randn(n, self.student_dim, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, self.teacher_dim, generator=generator, dtype=dtype)
-        return student, {"targets": teacher}
+        return (n, self.student_dim), (n, self.teacher_dim)
 
     def extra_repr(self) -> str:
         return f"student_dim={self.student_dim}, teacher_dim={self.teacher_dim}, alpha={self.alpha}"

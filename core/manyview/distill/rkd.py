@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_targets
+from manyview.distill.base import DistillationLoss, check_non_negative, check_targets
 
 
 def _distances_and_angles(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -69,11 +69,8 @@ class RKD(DistillationLoss):
 
     def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0) -> None:
         super().__init__()
-        for name, w in (("distance_weight", distance_weight), ("angle_weight", angle_weight)):
-            if not float(w) >= 0 or float(w) == float("inf"):
-                raise ValueError(f"RKD: {name} must be a finite number >= 0, got {w}")
-        self.distance_weight = float(distance_weight)
-        self.angle_weight = float(angle_weight)
+        self.distance_weight = check_non_negative(distance_weight, "distance_weight", "RKD")
+        self.angle_weight = check_non_negative(angle_weight, "angle_weight", "RKD")
 
     def check_targets(self, targets: Any, student: Tensor) -> Tensor:
         t = check_targets(targets, self.loss_name, like=student, same_shape=False, max_dim=4)
@@ -101,19 +98,11 @@ class RKD(DistillationLoss):
             loss = loss + self.angle_weight * F.smooth_l1_loss(s_angle, t_angle, beta=1.0)
         return loss
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def _example_shapes(
+        self, n: int, m: int | None, d: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Student features ``(n, d)`` and teacher features ``(n, 2d)`` (another width)."""
-        student = torch.randn(n, d, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, 2 * d, generator=generator, dtype=dtype)
-        return student, {"targets": teacher}
+        return (n, d), (n, 2 * d)
 
     def extra_repr(self) -> str:
         return f"distance_weight={self.distance_weight}, angle_weight={self.angle_weight}"

@@ -126,23 +126,13 @@ class ScoreKD(DistillationLoss):
         per_query = (log_t.exp() * (log_t - log_s)).where(valid, zero).sum(dim=1)
         return per_query.mean()
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
-        """Student and teacher scores over ``d`` candidates per query, and a mask that pads
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """With student and teacher scores over ``d`` candidates per query, a mask that pads
         the last candidate of every other query."""
-        student = torch.randn(n, d, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, d, generator=generator, dtype=dtype)
-        mask = torch.ones(n, d, dtype=torch.bool)
-        if d > 1:
+        mask = torch.ones(student.shape, dtype=torch.bool)
+        if student.shape[1] > 1:
             mask[::2, -1] = False
-        return student, {"targets": teacher, "mask": mask}
+        return {"mask": mask}
 
     def extra_repr(self) -> str:
         return (

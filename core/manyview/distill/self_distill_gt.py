@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.distill.base import DistillationLoss, check_positive
+from manyview.distill.base import DistillationLoss, check_fraction, check_positive
 from manyview.losses.base import check_labels
 
 __all__ = [
@@ -59,13 +59,6 @@ __all__ = [
     "optimal_alpha",
     "parameter_norm_penalty",
 ]
-
-
-def _check_alpha(alpha: float, who: str) -> float:
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"{who}: alpha must be in [0, 1], got {alpha}")
-    return alpha
 
 
 class SelfDistillGT(DistillationLoss):
@@ -100,7 +93,7 @@ class SelfDistillGT(DistillationLoss):
 
     def __init__(self, alpha: float = 0.6) -> None:
         super().__init__()
-        self.alpha = _check_alpha(alpha, self.loss_name)
+        self.alpha = check_fraction(alpha, "alpha", self.loss_name)
 
     def check_targets(self, targets: Any, student: Tensor) -> Any:
         if targets is None and self.alpha == 1.0:
@@ -129,20 +122,10 @@ class SelfDistillGT(DistillationLoss):
             loss = loss + (1.0 - self.alpha) * F.mse_loss(p, q)
         return loss
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
-        """Student and teacher logits (n, d) and class ids in [0, d)."""
-        student = torch.randn(n, d, generator=generator, dtype=dtype)
-        teacher = torch.randn(n, d, generator=generator, dtype=dtype)
-        labels = torch.randint(0, d, (n,), generator=generator)
-        return student, {"targets": teacher, "labels": labels}
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """With student and teacher logits (n, d), class ids in [0, d)."""
+        n, d = student.shape
+        return {"labels": torch.randint(0, d, (n,), generator=generator)}
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -213,7 +196,7 @@ def krr_self_distillation(
     """
     who = "krr_self_distillation"
     K, Y2, P, vector, eye = _krr_inputs(K, Y, c, K_eval, who)
-    alpha = _check_alpha(alpha, who)
+    alpha = check_fraction(alpha, "alpha", who)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"{who}: steps must be an int >= 0, got {steps!r}")
     chol = torch.linalg.cholesky(K + c * eye)
@@ -232,7 +215,7 @@ def krr_limit(K: Any, Y: Any, c: float, alpha: float, *, K_eval: Any = None) -> 
     or ``K_eval`` rows), zeros for α = 0."""
     who = "krr_limit"
     K, Y2, P, vector, eye = _krr_inputs(K, Y, c, K_eval, who)
-    alpha = _check_alpha(alpha, who)
+    alpha = check_fraction(alpha, "alpha", who)
     if alpha == 0.0:
         out = torch.zeros(P.shape[0], Y2.shape[1], dtype=torch.float64)
     else:

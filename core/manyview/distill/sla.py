@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_positive, check_tensor
+from manyview.distill.base import (
+    DistillationLoss,
+    check_positive,
+    check_positive_int,
+    check_tensor,
+)
 from manyview.losses.base import check_labels
 from manyview.views.rotation import joint_labels
 
@@ -101,15 +106,7 @@ class SLALoss(DistillationLoss):
     ) -> None:
         super().__init__()
         who = self.loss_name
-        if (
-            not isinstance(num_transforms, int)
-            or isinstance(num_transforms, bool)
-            or num_transforms < 1
-        ):
-            raise ValueError(
-                f"{who}: num_transforms must be a positive int, got {num_transforms!r}"
-            )
-        self.num_transforms = num_transforms
+        self.num_transforms = check_positive_int(num_transforms, "num_transforms", who)
         self.temperature = check_positive(temperature, "temperature", who)
         self.large_loss = bool(large_loss)
         self.aggregate_ce = bool(aggregate_ce)

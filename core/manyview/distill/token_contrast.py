@@ -4,17 +4,16 @@ Hester, Wang, Kumar 2026, "UniSD", arXiv 2605.06597; official code ``Ahren09/Uni
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_tensor
-from manyview.distill.reduction import masked_mean, zero_masked
+from manyview.distill.base import PerItemLoss, check_non_negative, check_tensor
+from manyview.distill.reduction import zero_masked
 
 
-class TokenContrast(DistillationLoss):
+class TokenContrast(PerItemLoss):
     r"""Hinge pulling the student's token log-probs to a positive teacher, away from a negative.
 
     With :math:`s_t=\log p_S(y_t\mid x, y_{<t})` (student, plain prompt),
@@ -43,13 +42,11 @@ class TokenContrast(DistillationLoss):
 
     student_dims = (2,)
     needs = ("targets", "negatives")
+    _item_inputs = ("negatives",)
 
     def __init__(self, margin: float = 0.5) -> None:
         super().__init__()
-        margin = float(margin)
-        if not (margin >= 0 and math.isfinite(margin)):
-            raise ValueError(f"TokenContrast: margin must be a finite number >= 0, got {margin}")
-        self.margin = margin
+        self.margin = check_non_negative(margin, "margin", "TokenContrast")
 
     def check_negatives(self, negatives: Any, student: Tensor) -> Tensor:
         who = self.loss_name
@@ -85,43 +82,21 @@ class TokenContrast(DistillationLoss):
         values = zero_masked(values, mask, self.loss_name)
         return values
 
-    def reduce(self, values: Tensor, mask: Any = None, weights: Any = None) -> Tensor:
-        """Masked mean per sequence, then the mean over sequences."""
-        return masked_mean(values, mask, weights, who=self.loss_name)
-
-    def compute(
-        self,
-        student: Tensor,
-        *,
-        targets: Tensor,
-        labels: Tensor | None = None,
-        negatives: Any = None,
-        mask: Any = None,
-        weights: Any = None,
-        **_: Any,
+    def _example_values(
+        self, shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype
     ) -> Tensor:
-        values = self.per_item(student, targets, mask, negatives=negatives)
-        return self.reduce(values, mask, weights)
+        """Token log-probs of ``shape``, in (-3, 0]."""
+        return -3 * torch.rand(shape, generator=generator, dtype=dtype)
 
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
-        """Token log-probs ``(n, d)`` (d tokens) for the student and both teachers, and a mask
-        that drops the last token of every other sequence."""
-        shape = (n, d)
-        s = -3 * torch.rand(shape, generator=generator, dtype=dtype)
-        a = -3 * torch.rand(shape, generator=generator, dtype=dtype)
-        b = -3 * torch.rand(shape, generator=generator, dtype=dtype)
-        mask = torch.ones(shape, dtype=torch.bool)
-        if d > 1:
+    def _example_extras(self, student: Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        """With the student's and the positive teacher's log-probs of ``d`` tokens (``m`` is
+        ignored), the negative teacher's, and a mask that drops the last token of every other
+        sequence."""
+        mask = torch.ones(student.shape, dtype=torch.bool)
+        if student.shape[1] > 1:
             mask[::2, -1] = False
-        return s, {"targets": a, "negatives": b, "mask": mask}
+        negatives = self._example_values(student.shape, generator, student.dtype)
+        return {"negatives": negatives, "mask": mask}
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}"

@@ -328,7 +328,9 @@ class MultiViewLoss(nn.Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> tuple[Tensor, dict[str, Any]]:
-        """A valid ``(views, keyword inputs)`` pair for tests and benchmarks."""
+        """A valid ``(views, keyword inputs)`` pair for tests and benchmarks. ``index`` is
+        ``arange(n)``, or for a loss with per-sample state (a ``num_samples`` attribute) n
+        distinct random indices of its dataset."""
         if m is None:
             m = min(max(self.min_views, 3), self.max_views or 3)
         views = torch.randn(n, m, d, generator=generator, dtype=dtype)
@@ -339,7 +341,12 @@ class MultiViewLoss(nn.Module):
             else:
                 kwargs["labels"] = torch.arange(n) % max(2, n // 2)
         if "index" in self.needs:
-            kwargs["index"] = torch.arange(n)
+            samples = getattr(self, "num_samples", None)
+            kwargs["index"] = (
+                torch.arange(n)
+                if samples is None
+                else torch.randperm(samples, generator=generator)[:n]
+            )
         return views, kwargs
 
     def extra_repr(self) -> str:

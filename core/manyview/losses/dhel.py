@@ -90,9 +90,14 @@ class MVDHEL(MultiViewLoss):
         n, m, _ = z.shape
         return self.engine if self.engine.use_tiled(m * count * n) else None
 
+    def _uniformity_views(self, z: Tensor) -> Tensor:
+        """The views whose within-view uniformity counts: all of them."""
+        return z
+
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         tiled = self._tiled_for(z, count)
-        uniform = within_view_lse(z, self.temperature, offset, count, tiled=tiled).sum(dim=1)
+        used = self._uniformity_views(z)
+        uniform = within_view_lse(used, self.temperature, offset, count, tiled=tiled).sum(dim=1)
         return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
 
 
@@ -123,8 +128,6 @@ class DHEL(MVDHEL):
         super().__init__(temperature, normalize=normalize, engine=engine)
         self.include_augs = include_augs
 
-    def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        used = z if self.include_augs else z[:, :1]  # the views whose uniformity counts
-        tiled = self._tiled_for(z, count)
-        uniform = within_view_lse(used, self.temperature, offset, count, tiled=tiled).sum(1)
-        return (uniform - self.alignment_term(anchors(z, offset, count))).mean()
+    def _uniformity_views(self, z: Tensor) -> Tensor:
+        """Both views, or with ``include_augs=False`` the anchor view only."""
+        return z if self.include_augs else z[:, :1]

@@ -233,16 +233,3 @@ class ISogCLR(MultiViewLoss):
         loss = surrogate.view(m, n).sum(dim=0).mean()
         self._update_state(index, log_u, grad_tau, m, n)
         return loss
-
-    def example_inputs(
-        self,
-        n: int = 8,
-        m: int | None = None,
-        d: int = 16,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> tuple[Tensor, dict[str, Any]]:
-        views, kwargs = super().example_inputs(n, m, d, generator=generator, dtype=dtype)
-        kwargs["index"] = torch.randperm(self.num_samples, generator=generator)[:n]
-        return views, kwargs

@@ -152,15 +152,22 @@ class SupCon(MultiViewLoss):
         pos = same.repeat(m, m) & ~eye
         num_pos = pos.sum(dim=1)
         if self.variant == "out":
-            mean_pos = torch.where(pos, logits, 0).sum(dim=1) / num_pos.clamp(min=1)
-            per_anchor = lse - mean_pos
+            positives = torch.where(pos, logits, 0).sum(dim=1)
         else:
-            pos_lse = logits.masked_fill(~pos, float("-inf")).logsumexp(dim=1)
-            log_num_pos = num_pos.clamp(min=1).to(z.dtype).log()
-            per_anchor = lse - pos_lse + log_num_pos
+            positives = logits.masked_fill(~pos, float("-inf")).logsumexp(dim=1)
+        if self.anchors == "one":  # view 0's rows come first
+            lse, positives, num_pos = lse[:count], positives[:count], num_pos[:count]
+        return self._reduce(lse, positives, num_pos)
+
+    def _reduce(self, lse: Tensor, positives: Tensor, num_pos: Tensor) -> Tensor:
+        """The loss from each anchor's log partition over A(a), its positives (L_out: the sum
+        of s_ap/τ over P(a); L_in: their LSE) and |P(a)|: the mean over the anchors (0 for an
+        anchor without positives), times τ/base_temperature when that is set."""
+        if self.variant == "out":
+            per_anchor = lse - positives / num_pos.clamp(min=1)
+        else:
+            per_anchor = lse - positives + num_pos.clamp(min=1).to(lse.dtype).log()
         per_anchor = torch.where(num_pos > 0, per_anchor, 0)
-        if self.anchors == "one":
-            per_anchor = per_anchor[:count]
         loss = per_anchor.mean()
         if self.base_temperature is not None:
             loss = loss * (self.temperature / self.base_temperature)
@@ -224,15 +231,9 @@ class SupCon(MultiViewLoss):
         num_pos = (m * pos_count - self_pos.long()).expand(views, count)
 
         if self.variant == "out":
-            per_anchor = lse - pos_sum / num_pos.clamp(min=1)
-        else:
-            pos_lse = self._positive_lse(z, rows, row_ids, offset, count, views, labels, lse_fn)
-            per_anchor = lse - pos_lse + num_pos.clamp(min=1).to(z.dtype).log()
-        per_anchor = torch.where(num_pos > 0, per_anchor, 0)
-        loss = per_anchor.mean()
-        if self.base_temperature is not None:
-            loss = loss * (self.temperature / self.base_temperature)
-        return loss
+            return self._reduce(lse, pos_sum, num_pos)
+        pos_lse = self._positive_lse(z, rows, row_ids, offset, count, views, labels, lse_fn)
+        return self._reduce(lse, pos_lse, num_pos)
 
     def _positive_lse(
         self,

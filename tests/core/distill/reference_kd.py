@@ -1,9 +1,10 @@
 """Naive float64 references of the distillation losses in ``manyview.distill``.
 
-Written from the formulas in ``distillation.md`` (§4 UniSD, §10 classic KD) and
-``losses.md`` §11 (DiSCo): explicit Python loops over rows, tokens, classes, pairs and
-triplets, with ``math.exp`` / ``math.log`` on Python floats. Nothing is vectorised and
-nothing calls the library. Tensors come in, Python floats (or nested lists) come out.
+Written from the formulas in ``docs/distillation.md`` (its sections on ``kd``, ``feature``,
+``token_contrast``, ``rkd``, ``crd``, ``score_kd`` (DiSCo) and ``divergence_clip``): explicit
+Python loops over rows, tokens, classes, pairs and triplets, with ``math.exp`` / ``math.log`` on
+Python floats. Nothing is vectorised and nothing calls the library. Tensors come in, Python
+floats (or nested lists) come out.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Naive float64 references for DINO, Borup self-distillation, SLA and MI-alpha.
 
-Written from the formulas in ``distillation.md`` (§5 MI-alpha with the leave-one-out
-:math:`m(t; s_{1:K})` of Poole et al.'s code, §6 Borup, §7 SLA, §10.5 DINO): explicit Python
-loops with ``math.exp`` / ``math.log`` on Python floats. Nothing is vectorised and nothing
-calls the library. Tensors come in, Python floats come out.
+Written from the formulas in ``docs/distillation.md`` (its ``mi_alpha`` section, with the
+leave-one-out :math:`m(t; s_{1:K})` of Poole et al.'s code, and its ``self_distill_gt``, ``sla``
+and ``dino`` sections): explicit Python loops with ``math.exp`` / ``math.log`` on Python
+floats. Nothing is vectorised and nothing calls the library. Tensors come in, Python floats
+come out.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def mean(xs: Sequence[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-# --- DINO (§10.5) ---------------------------------------------------------------------------
+# --- DINO -----------------------------------------------------------------------------------
 
 
 def dino(
@@ -73,7 +74,7 @@ def dino_center(teacher: torch.Tensor, center: torch.Tensor, momentum: float) ->
     return [momentum * c[k] + (1 - momentum) * mean([r[k] for r in rows]) for k in range(len(c))]
 
 
-# --- Borup & Andersen (§6) ------------------------------------------------------------------
+# --- Borup & Andersen -----------------------------------------------------------------------
 
 
 def self_distill_gt(
@@ -99,7 +100,7 @@ def self_distill_gt(
     return total
 
 
-# --- SLA (§7) -------------------------------------------------------------------------------
+# --- SLA ------------------------------------------------------------------------------------
 
 
 def sla_aggregate(joint: torch.Tensor, m: int) -> list[list[float]]:
@@ -139,7 +140,7 @@ def sla(
     return total
 
 
-# --- MI-alpha (§5) --------------------------------------------------------------------------
+# --- MI-alpha -------------------------------------------------------------------------------
 
 
 def mi_alpha(scores: torch.Tensor, log_baseline: torch.Tensor | None, alpha: float) -> float:

@@ -13,22 +13,7 @@ import manyview
 from manyview.distill.dino import DINOLoss
 
 from . import reference_sd as R
-
-RTOL = 1e-9
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny training loops run faster, and steadier on a busy machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
+from ._helpers import RTOL, randn
 
 
 @pytest.mark.parametrize(("n", "v", "g", "k"), [(4, 4, 2, 7), (3, 6, 2, 5), (5, 3, 1, 4)])
@@ -115,7 +100,7 @@ def _toy_dino(center_momentum: float, steps: int = 50) -> tuple[list[float], flo
 
 
 def test_centering_keeps_the_teacher_between_one_hot_and_uniform(one_thread):
-    """distillation.md §10 check: with centring and tau_t < tau_s the teacher's entropy stays
+    """docs/distillation.md "dino": with centring and tau_t < tau_s the teacher's entropy stays
     strictly between 0 and log K for 50 steps; without centring (momentum 1 keeps c = 0) the
     batch-averaged teacher distribution piles onto one dimension."""
     entropies, top = _toy_dino(0.9)

@@ -1,5 +1,5 @@
-"""Sanity checks of distillation.md §4 (UniSD) and §10 (classic KD), and DiSCo's teachers, for
-kd, feature, token_contrast, rkd, crd, score_kd and divergence_clip."""
+"""Sanity checks of kd, feature, token_contrast, rkd, crd, score_kd and divergence_clip (their
+sections of docs/distillation.md), and of DiSCo's teachers."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import manyview
 from manyview.distill import divergences as D
 from manyview.distill.divergence_clip import quantile
 
+from ._helpers import randn
+
 
 def _g(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(*shape, generator=_g(seed), dtype=torch.float64)
 
 
 # ---------------------------------------------------------------------------- divergences

@@ -1,5 +1,5 @@
 """MI-alpha: the bound against its loop, exact alpha = 0 / 1, stability, gradient paths and the
-correlated-Gaussian sanity check of distillation.md §5."""
+correlated-Gaussian sanity check of docs/distillation.md "mi_alpha"."""
 
 from __future__ import annotations
 
@@ -12,22 +12,7 @@ import manyview
 from manyview.distill.mi_alpha import MIAlpha, log_loo_mean_exp, mi_lower_bound
 
 from . import reference_sd as R
-
-RTOL = 1e-9
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny training loops run faster, and steadier on a busy machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
+from ._helpers import RTOL, randn
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.01, 0.5, 0.99, 1.0])

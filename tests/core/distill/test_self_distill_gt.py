@@ -1,5 +1,6 @@
 """Borup & Andersen self-distillation: the deep-net loss against its loop, and the kernel-ridge
-derivation of distillation.md §6 checked numerically on the official toy."""
+derivation of docs/distillation.md "self_distill_gt", checked numerically on the official
+toy."""
 
 from __future__ import annotations
 

@@ -13,23 +13,7 @@ from manyview.distill.sla import SLALoss, aggregate, single
 from manyview.views.rotation import Rotation, decode_joint_labels, joint_labels
 
 from . import reference_sd as R
-
-RTOL = 1e-9
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny training loops run faster, and steadier on a busy machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
-
+from ._helpers import RTOL, randn
 
 # --- the view -------------------------------------------------------------------------------
 

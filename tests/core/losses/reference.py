@@ -1,18 +1,19 @@
-# The index letters follow losses.md (i, j instances; m, l views), so `l` is used on purpose.
+# The index letters follow docs/losses.md (i, j instances; m, l views), so `l` is on purpose.
 # ruff: noqa: E741
 """Naive float64 reference implementations of the losses and metrics in ``manyview``.
 
-Every function here is written straight from the formulas in ``losses.md`` (sections 1-7
-and 12): explicit Python loops over instances, views and candidates, with ``math.exp`` and
-``math.log`` on Python floats. Nothing is vectorised, so these functions are slow and only
-meant for small batches in tests.
+Every function here is written straight from the formulas in ``docs/losses.md`` (its section
+of each loss, and "Diagnostics"): explicit Python loops over instances, views and candidates,
+with ``math.exp`` and ``math.log`` on Python floats. Nothing is vectorised, so these functions
+are slow and only meant for small batches in tests.
 
-Conventions (``losses.md`` §0): ``z`` is a float64 tensor of shape (N, M, D) holding
-embeddings that are ALREADY L2-normalised; instance ``i`` and view ``m`` is ``z[i, m]``, and
-``s_ij^{ml} = <z[i, m], z[j, l]>``, written ``s[i][m][j][l]`` below. The functions never
-normalise ``z`` themselves, so they can also be used to check a ``normalize=False`` path on
-raw inputs. Each returns a Python float, except :func:`isogclr_step` (a training step
-with state, which returns the loss, the new state and the objective).
+Conventions (``docs/losses.md``, "The contract"): ``z`` is a float64 tensor of shape
+(N, M, D) holding embeddings that are ALREADY L2-normalised; instance ``i`` and view ``m`` is
+``z[i, m]``, and ``s_ij^{ml} = <z[i, m], z[j, l]>``, written ``s[i][m][j][l]`` below. The
+functions never normalise ``z`` themselves, so they can also be used to check a
+``normalize=False`` path on raw inputs. Each returns a Python float, except
+:func:`isogclr_step` (a training step with state, which returns the loss, the new state and
+the objective).
 """
 
 from __future__ import annotations
@@ -80,6 +81,18 @@ def _shape(s: Sim) -> tuple[int, int]:
     return len(s), len(s[0])
 
 
+def _similarities(
+    z: torch.Tensor, who: str | None = None, *, two: bool = False
+) -> tuple[Sim, int, int]:
+    """:func:`similarities` of ``z`` with its N and M; with ``who``, a ValueError naming it
+    unless M >= 2 (``two``: M == 2)."""
+    s = similarities(z)
+    n, m_views = _shape(s)
+    if who is not None and (m_views != 2 if two else m_views < 2):
+        raise ValueError(f"{who} needs M {'==' if two else '>='} 2")
+    return s, n, m_views
+
+
 def _log_sigmoid(x: float) -> float:
     """log σ(x) = −log(1 + e^{−x}), written so that neither branch overflows."""
     if x >= 0:
@@ -88,21 +101,18 @@ def _log_sigmoid(x: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# §1 InfoNCE / NT-Xent, §3.3 PWE
+# InfoNCE / NT-Xent, PWE
 # --------------------------------------------------------------------------------------------
 
 
 def infonce(z: torch.Tensor, tau: float) -> float:
-    """Multi-positive InfoNCE (SimCLR NT-Xent at M=2), ``losses.md`` §1.
+    """Multi-positive InfoNCE (SimCLR NT-Xent at M=2), ``docs/losses.md`` "infonce".
 
     For each of the MN anchors a = (i, m):
         ℓ_a = −(1/(M−1)) Σ_{l≠m} s_ii^{ml}/τ + LSE_{(j,l) ≠ (i,m)} s_ij^{ml}/τ,
     and the loss is the mean of ℓ_a over the MN anchors.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("infonce needs M >= 2")
+    s, n, m_views = _similarities(z, "infonce")
     losses = []
     for i in range(n):
         for m in range(m_views):
@@ -118,7 +128,7 @@ def infonce(z: torch.Tensor, tau: float) -> float:
 def pwe(
     z: torch.Tensor, tau: float, base: Callable[[torch.Tensor, float], float] | None = None
 ) -> float:
-    """Pairwise ensemble (``losses.md`` §3.3): a two-view loss averaged over view pairs.
+    """Pairwise ensemble (``docs/losses.md`` "pwe"): a two-view loss averaged over view pairs.
 
     The mean over the C(M, 2) view pairs m < l of ``base(z[:, [m, l]], tau)``; the base is
     :func:`infonce` unless given (e.g. :func:`dhel`).
@@ -130,20 +140,17 @@ def pwe(
 
 
 # --------------------------------------------------------------------------------------------
-# §2 CLIP and SigLIP
+# CLIP and SigLIP
 # --------------------------------------------------------------------------------------------
 
 
 def clip(z: torch.Tensor, scale: float) -> float:
-    """Symmetric CLIP loss (``losses.md`` §2), view 0 = image, view 1 = text.
+    """Symmetric CLIP loss (``docs/losses.md`` "clip"), view 0 = image, view 1 = text.
 
     L_ij = scale·<z[i,0], z[j,1]>;
     loss = ½ [ mean_i (−L_ii + LSE_j L_ij) + mean_j (−L_jj + LSE_i L_ij) ].
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views != 2:
-        raise ValueError("clip needs M == 2")
+    s, n, _ = _similarities(z, "clip", two=True)
     logits = [[scale * s[i][0][j][1] for j in range(n)] for i in range(n)]
     image_to_text = mean(-logits[i][i] + lse(logits[i][j] for j in range(n)) for i in range(n))
     text_to_image = mean(-logits[j][j] + lse(logits[i][j] for i in range(n)) for j in range(n))
@@ -151,15 +158,12 @@ def clip(z: torch.Tensor, scale: float) -> float:
 
 
 def siglip(z: torch.Tensor, scale: float, bias: float) -> float:
-    """Sigmoid loss (``losses.md`` §2, open_clip ``SigLipLoss``).
+    """Sigmoid loss (``docs/losses.md`` "siglip", open_clip ``SigLipLoss``).
 
     loss = −(1/N) Σ_i Σ_j log σ( y_ij (scale·<z[i,0], z[j,1]> + bias) ),
     y_ij = +1 if i == j else −1.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views != 2:
-        raise ValueError("siglip needs M == 2")
+    s, n, _ = _similarities(z, "siglip", two=True)
     total = []
     for i in range(n):
         for j in range(n):
@@ -169,21 +173,18 @@ def siglip(z: torch.Tensor, scale: float, bias: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# §3 MV-InfoNCE, MV-DHEL, DHEL, PVC
+# MV-InfoNCE, MV-DHEL, DHEL, PVC
 # --------------------------------------------------------------------------------------------
 
 
 def mv_infonce(z: torch.Tensor, tau: float, intra_view_negatives: bool = True) -> float:
-    """MV-InfoNCE (``losses.md`` §3.1).
+    """MV-InfoNCE (``docs/losses.md`` "mv_infonce").
 
     L = (1/N) Σ_i [ −LSE_{(m,l): m≠l} s_ii^{ml}/τ + LSE over the union of the M anchor rows ].
     Row (m, i) contributes every (l, j) ≠ (m, i) when ``intra_view_negatives`` (the official
     code), or only the cross-view terms {(l, j): l ≠ m, all j} (the README formula) otherwise.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("mv_infonce needs M >= 2")
+    s, n, m_views = _similarities(z, "mv_infonce")
     losses = []
     for i in range(n):
         positives = [s[i][m][i][l] / tau for m in range(m_views) for l in range(m_views) if m != l]
@@ -199,14 +200,11 @@ def mv_infonce(z: torch.Tensor, tau: float, intra_view_negatives: bool = True) -
 
 
 def mv_dhel(z: torch.Tensor, tau: float) -> float:
-    """MV-DHEL (``losses.md`` §3.2).
+    """MV-DHEL (``docs/losses.md`` "mv_dhel and dhel").
 
     L = (1/N) Σ_i [ −LSE_{m<l} s_ii^{ml}/τ + Σ_m LSE_{j≠i} s_ij^{mm}/τ ].
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("mv_dhel needs M >= 2")
+    s, n, m_views = _similarities(z, "mv_dhel")
     losses = []
     for i in range(n):
         alignment = lse(s[i][m][i][l] / tau for m in range(m_views) for l in range(m + 1, m_views))
@@ -218,14 +216,11 @@ def mv_dhel(z: torch.Tensor, tau: float) -> float:
 
 
 def dhel(z: torch.Tensor, tau: float) -> float:
-    """Two-view DHEL (``losses.md`` §3.2, M=2 case).
+    """Two-view DHEL (``docs/losses.md`` "mv_dhel and dhel", M=2 case).
 
     mean_i [ −s_ii^{12}/τ + LSE_{j≠i} s_ij^{11}/τ + LSE_{j≠i} s_ij^{22}/τ ].
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views != 2:
-        raise ValueError("dhel needs M == 2")
+    s, n, _ = _similarities(z, "dhel", two=True)
     losses = []
     for i in range(n):
         positive = s[i][0][i][1] / tau
@@ -236,17 +231,14 @@ def dhel(z: torch.Tensor, tau: float) -> float:
 
 
 def pvc(z: torch.Tensor, tau: float, method: str = "geometric") -> float:
-    """Poly-View Contrastive loss (``losses.md`` §3.3), computed per sample.
+    """Poly-View Contrastive loss (``docs/losses.md`` "pvc"), computed per sample.
 
     For anchor (i, α) and target view β ≠ α:
         ℓ_{iαβ} = −s_ii^{αβ}/τ + LSE( {s_ii^{αβ}/τ} ∪ {s_ij^{αγ}/τ : j ≠ i, γ ∈ [M]} ).
     geometric: the mean of ℓ over i, α and β ≠ α.
     arithmetic: per (i, α), −log( (1/(M−1)) Σ_{β≠α} exp(−ℓ_{iαβ}) ); then the mean over i, α.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("pvc needs M >= 2")
+    s, n, m_views = _similarities(z, "pvc")
     if method not in ("geometric", "arithmetic"):
         raise ValueError(f"unknown method {method!r}")
     per_anchor = []
@@ -272,7 +264,7 @@ def pvc(z: torch.Tensor, tau: float, method: str = "geometric") -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# §4 DCL / DCLW
+# DCL / DCLW
 # --------------------------------------------------------------------------------------------
 
 
@@ -281,8 +273,7 @@ def dcl_weights(z: torch.Tensor, sigma: float) -> list[list[list[float]]]:
 
     The diagonal entries (l == m) are unused and set to 0.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
+    s, n, m_views = _similarities(z)
     weights = [[[0.0] * m_views for _ in range(m_views)] for _ in range(n)]
     for m in range(m_views):
         for l in range(m_views):
@@ -301,7 +292,8 @@ def dcl(
     sigma: float = 0.5,
     weight_z: torch.Tensor | None = None,
 ) -> float:
-    """Decoupled contrastive loss, M-view form (``losses.md`` §4); DCLW when ``weighted``.
+    """Decoupled contrastive loss, M-view form (``docs/losses.md`` "dcl and dclw"); DCLW
+    when ``weighted``.
 
     Anchor (i, m):
         ℓ = −(1/(M−1)) Σ_{l≠m} w_i^{ml} s_ii^{ml}/τ + LSE_{l∈[M], j≠i} s_ij^{ml}/τ,
@@ -311,10 +303,7 @@ def dcl(
     ``weight_z`` (DCLW only) computes the weights from other embeddings than ``z``; tests use it
     to freeze the weights when taking finite differences, as the library detaches them.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
-    if m_views < 2:
-        raise ValueError("dcl needs M >= 2")
+    s, n, m_views = _similarities(z, "dcl")
     if weighted:
         weights = dcl_weights(z if weight_z is None else weight_z, sigma)
     else:
@@ -332,7 +321,7 @@ def dcl(
 
 
 # --------------------------------------------------------------------------------------------
-# §6 SupCon
+# SupCon
 # --------------------------------------------------------------------------------------------
 
 
@@ -344,7 +333,8 @@ def supcon(
     variant: str = "out",
     base_temperature: float | None = None,
 ) -> float:
-    """Supervised contrastive loss (``losses.md`` §6), every one of the MN rows an anchor.
+    """Supervised contrastive loss (``docs/losses.md`` "supcon"), every one of the MN rows an
+    anchor.
 
     For anchor a = (i, m): A(a) = all rows except a; P(a) = the rows b = (j, l) ≠ a with
     y_j == y_i (``labels``), with mask[i][j] true (``mask``, N×N, tiled over views), or with
@@ -358,8 +348,7 @@ def supcon(
         raise ValueError("give labels or mask, not both")
     if variant not in ("out", "in"):
         raise ValueError(f"unknown variant {variant!r}")
-    s = similarities(z)
-    n, m_views = _shape(s)
+    s, n, m_views = _similarities(z)
     label_list = None if labels is None else [int(y) for y in torch.as_tensor(labels).tolist()]
     mask_list = (
         None if mask is None else [[bool(b) for b in row] for row in torch.as_tensor(mask).tolist()]
@@ -392,7 +381,7 @@ def supcon(
 
 
 # --------------------------------------------------------------------------------------------
-# §5 iSogCLR (one step of the unimodal algorithm, generalised to M views)
+# iSogCLR (one step of the unimodal algorithm, generalised to M views)
 # --------------------------------------------------------------------------------------------
 
 
@@ -409,7 +398,8 @@ def isogclr_step(
     tau_max: float,
     grad_clip: float,
 ) -> tuple[float, dict[str, list[Any]], float]:
-    """One training step of iSogCLR (``losses.md`` §5, unimodal), generalised to M views.
+    """One training step of iSogCLR (``docs/losses.md`` "isogclr", unimodal), generalised to
+    M views.
 
     ``state`` holds Python lists of length n_dataset: ``tau``, ``u`` (the moving average of
     the partition function, in the linear domain), ``momentum`` and ``seen`` (bools). It is
@@ -431,8 +421,7 @@ def isogclr_step(
 
     Returns ``(loss, new_state, F)``.
     """
-    s = similarities(z)
-    n, m_views = _shape(s)
+    s, n, m_views = _similarities(z)
     idx = [int(k) for k in torch.as_tensor(index).tolist()]
     if len(idx) != n or len(set(idx)) != n:
         raise ValueError("index must hold N distinct dataset indices")
@@ -466,7 +455,7 @@ def isogclr_step(
 
 
 # --------------------------------------------------------------------------------------------
-# §7 SupReMix
+# SupReMix
 # --------------------------------------------------------------------------------------------
 
 
@@ -489,7 +478,7 @@ def supremix(
     weighting: str = "l1",
     mix_z: torch.Tensor | None = None,
 ) -> float:
-    """SupReMix (``losses.md`` §7) with one fixed λ for every hard-negative mixture.
+    """SupReMix (``docs/losses.md`` "supremix") with one fixed λ for every hard-negative mixture.
 
     The R = MN rows are view-major (row r = m·N + i, vector z[i, m], label y[i]). For
     anchor a, the candidates C_a, each with a weight w = W(y_a − label) where W(d) = |d| + 1
@@ -561,12 +550,12 @@ def supremix(
 
 
 # --------------------------------------------------------------------------------------------
-# §12 diagnostics
+# diagnostics
 # --------------------------------------------------------------------------------------------
 
 
 def alignment(z: torch.Tensor, alpha: float = 2.0) -> float:
-    """Alignment (Wang & Isola), ``losses.md`` §12, on the embeddings as given.
+    """Alignment (Wang & Isola), ``docs/losses.md`` "Diagnostics", on the embeddings as given.
 
     The mean over view pairs m < l of mean_i ‖z[i,m] − z[i,l]‖₂^α.
     """
@@ -584,7 +573,7 @@ def alignment(z: torch.Tensor, alpha: float = 2.0) -> float:
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
-    """Uniformity (Wang & Isola), ``losses.md`` §12, on the embeddings as given.
+    """Uniformity (Wang & Isola), ``docs/losses.md`` "Diagnostics", on the embeddings as given.
 
     The mean over views m of log( mean_{i<j} exp(−t‖z[i,m] − z[j,m]‖₂²) ).
     """
@@ -603,7 +592,8 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
 
 
 def effective_rank(x: torch.Tensor, eps: float = 0.0, on: str = "singular") -> float:
-    """Effective rank (Roy & Vetterli), ``losses.md`` §12, of an (N, D) matrix as given.
+    """Effective rank (Roy & Vetterli), ``docs/losses.md`` "Diagnostics", of an (N, D) matrix
+    as given.
 
     exp(−Σ_k p_k log p_k) with p = σ/‖σ‖₁ over the singular values σ of x (numpy's SVD, not
     torch's, so the two paths share no code); ``on="cov_eig"`` uses σ² instead of σ. With

@@ -9,7 +9,8 @@ Gradients are checked against central finite differences of the reference.
 Every loss with an ``engine`` option is checked twice: as constructed by default (dense at
 these sizes) and with ``engine="tiled"`` (``manyview.losses.engine``) at tiny, ragged tiles.
 
-The identities of ``losses.md`` (§3.1, §3.2, §6) are checked on the library's values.
+The identities that ``docs/losses.md`` states (its "mv_infonce", "mv_dhel and dhel" and
+"supcon" sections) are checked on the library's values.
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ def test_loss_gradient_matches_finite_differences(
     raw = raw_views(3, m, 4, seed=13)
     reference = spec.reference
     if spec.name == "dclw":
-        # The vMF weights are constants for the gradient (losses.md §4 and §14: detached by
-        # default), so the finite differences freeze them at the evaluation point.
+        # The vMF weights are constants for the gradient (docs/losses.md, "dcl and dclw" and
+        # "Where we differ from official code": detached by default), so the finite
+        # differences freeze them at the evaluation point.
         reference = partial(reference, weight_z=unit(raw))
     x = raw.clone().requires_grad_(True)
     spec.create(tau, **engine)(x).backward()
@@ -297,7 +299,7 @@ def test_siglip_matches_reference(
 
 
 # --------------------------------------------------------------------------------------------
-# identities from losses.md, on the library's values
+# identities from docs/losses.md, on the library's values
 # --------------------------------------------------------------------------------------------
 
 
@@ -314,8 +316,9 @@ def test_mv_dhel_two_views_is_dhel(case: tuple[int, int, int, float]) -> None:
 
 @pytest.mark.parametrize("case", TWO_VIEW_CASES, ids=_case_id)
 def test_mv_infonce_two_views_closed_form(case: tuple[int, int, int, float]) -> None:
-    # §3.1: at M = 2, loss_i = −s_ii^{12}/τ + log(½(D_i^1 + D_i^2)), D_i^m SimCLR's partition
-    # function of anchor (m, i): Σ over every other row of exp(s/τ). Computed here by loops.
+    # docs/losses.md "mv_infonce": at M = 2, loss_i = −s_ii^{12}/τ + log(½(D_i^1 + D_i^2)),
+    # D_i^m SimCLR's partition function of anchor (m, i): Σ over every other row of exp(s/τ).
+    # Computed here by loops.
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case, 8))
     s = R.similarities(unit(raw))
@@ -336,7 +339,8 @@ def test_mv_infonce_two_views_closed_form(case: tuple[int, int, int, float]) -> 
 
 @pytest.mark.parametrize("case", TWO_VIEW_CASES, ids=_case_id)
 def test_infonce_at_most_mv_infonce_two_views(case: tuple[int, int, int, float]) -> None:
-    # §3.1: arithmetic vs geometric mean of the two anchors' partition functions (Jensen).
+    # docs/losses.md "mv_infonce": arithmetic vs geometric mean of the two anchors' partition
+    # functions (Jensen).
     n, m, d, tau = case
     raw = raw_views(n, m, d, _seed(case, 9))
     assert _loss("infonce", raw, tau).item() <= _loss("mv_infonce", raw, tau).item() + 1e-12
@@ -375,34 +379,34 @@ def test_dclw_with_tied_positives_is_dcl(m: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# metrics (§12): on the embeddings as given, not normalised
+# metrics (docs/losses.md "Diagnostics"): on the embeddings as given, not normalised
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alpha", [2.0, 1.0, 3.0])
+@pytest.mark.parametrize(
+    ("metric", "option", "value", "salt"),
+    [
+        ("alignment", "alpha", 2.0, 12),
+        ("alignment", "alpha", 1.0, 12),
+        ("alignment", "alpha", 3.0, 12),
+        ("uniformity", "t", 2.0, 13),
+        ("uniformity", "t", 0.5, 13),
+    ],
+)
 @pytest.mark.parametrize("case", CASES[::2], ids=_case_id)
-def test_alignment_matches_reference(case: tuple[int, int, int, float], alpha: float) -> None:
-    from manyview.metrics import alignment
+def test_alignment_and_uniformity_match_reference(
+    case: tuple[int, int, int, float], metric: str, option: str, value: float, salt: int
+) -> None:
+    import manyview.metrics
 
+    ours, reference = getattr(manyview.metrics, metric), getattr(R, metric)
     n, m, d, _ = case
-    raw = raw_views(n, m, d, _seed(case, 12))
-    if alpha == 2.0:
-        assert_scalar_close(alignment(raw), R.alignment(raw))
-        assert_scalar_close(alignment(unit(raw)), R.alignment(unit(raw)))
-    assert_scalar_close(alignment(raw, alpha=alpha), R.alignment(raw, alpha=alpha))
-
-
-@pytest.mark.parametrize("t", [2.0, 0.5])
-@pytest.mark.parametrize("case", CASES[::2], ids=_case_id)
-def test_uniformity_matches_reference(case: tuple[int, int, int, float], t: float) -> None:
-    from manyview.metrics import uniformity
-
-    n, m, d, _ = case
-    raw = raw_views(n, m, d, _seed(case, 13))
-    if t == 2.0:
-        assert_scalar_close(uniformity(raw), R.uniformity(raw))
-        assert_scalar_close(uniformity(unit(raw)), R.uniformity(unit(raw)))
-    assert_scalar_close(uniformity(raw, t=t), R.uniformity(raw, t=t))
+    raw = raw_views(n, m, d, _seed(case, salt))
+    if value == 2.0:  # both metrics' default
+        assert_scalar_close(ours(raw), reference(raw))
+        assert_scalar_close(ours(unit(raw)), reference(unit(raw)))
+    kwargs = {option: value}
+    assert_scalar_close(ours(raw, **kwargs), reference(raw, **kwargs))
 
 
 @pytest.mark.parametrize(("n", "d", "rank"), [(10, 6, 6), (12, 8, 3), (5, 9, 5)])

@@ -1,4 +1,5 @@
-"""iSogCLR (``losses.md`` §5) against the naive float64 step ``reference.isogclr_step``.
+"""iSogCLR (``docs/losses.md`` "isogclr") against the naive float64 step
+``reference.isogclr_step``.
 
 The module is stateful: per dataset sample it keeps τ, the moving average u of the partition
 function (as ``log_u``), the τ momentum and a ``seen`` flag, and updates them once per
@@ -292,7 +293,8 @@ def test_isogclr_state_dict_round_trip(double: bool) -> None:
 
 
 def test_isogclr_larger_rho_gives_smaller_tau() -> None:
-    """losses.md §5: a larger ρ gives a smaller τ (more weight on the hard negatives)."""
+    """docs/losses.md "isogclr": a larger ρ gives a smaller τ (more weight on the hard
+    negatives)."""
     views, index = _batch(0, 2)
     learned = {}
     for rho in (0.1, 1.0):

@@ -80,26 +80,21 @@ def _compare(
     return value
 
 
+@pytest.mark.parametrize(
+    ("name", "peer_name", "salt"), [("infonce", "NTXentLoss", 1), ("dcl", "DCLLoss", 2)]
+)
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_lightly_ntxent(case: tuple[int, int, float]) -> None:
+def test_lightly_ntxent_and_dcl(
+    case: tuple[int, int, float], name: str, peer_name: str, salt: int
+) -> None:
     lightly_loss = pytest.importorskip("lightly.loss")
     _, _, tau = case
-    z0, z1 = _views(case, 1)
-    ours = manyview.create("loss", "infonce", temperature=tau)
-    peer = lightly_loss.NTXentLoss(temperature=tau)
+    z0, z1 = _views(case, salt)
+    ours = manyview.create("loss", name, temperature=tau)
+    peer = getattr(lightly_loss, peer_name)(temperature=tau)
     value = _compare(lambda a, b: ours([a, b]), peer, z0, z1)
-    assert_loss_close(value, R.infonce(unit(torch.stack([z0, z1], dim=1)), tau))
-
-
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_lightly_dcl(case: tuple[int, int, float]) -> None:
-    lightly_loss = pytest.importorskip("lightly.loss")
-    _, _, tau = case
-    z0, z1 = _views(case, 2)
-    ours = manyview.create("loss", "dcl", temperature=tau)
-    peer = lightly_loss.DCLLoss(temperature=tau)
-    value = _compare(lambda a, b: ours([a, b]), peer, z0, z1)
-    assert_loss_close(value, R.dcl(unit(torch.stack([z0, z1], dim=1)), tau))
+    reference = getattr(R, name)
+    assert_loss_close(value, reference(unit(torch.stack([z0, z1], dim=1)), tau))
 
 
 @pytest.mark.parametrize("sigma", [0.5, 0.2])

@@ -2,7 +2,8 @@
 
 The references are checked against short vectorised restatements written here (softmax cross
 entropy, logsigmoid, pdist, svdvals) and against the identities between the losses in
-``losses.md``. These tests do not touch the library, so they guard the references themselves.
+``docs/losses.md``. These tests do not touch the library, so they guard the references
+themselves.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""SupReMix (``losses.md`` §7) against the naive float64 reference ``reference.supremix``.
+"""SupReMix (``docs/losses.md`` "supremix") against the naive float64 reference
+``reference.supremix``.
 
 The library's loss is built with a fixed λ (``neg_beta`` a float), so it is deterministic and
 the reference can use the same λ for every hard-negative mixture. Values must agree to

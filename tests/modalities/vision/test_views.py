@@ -126,7 +126,7 @@ def test_tiny_images(side):
             assert v.shape[:2] == (3, 1) and torch.isfinite(v).all()
 
 
-def test_output_sizes():
+def test_output_shapes_of_crops_and_view_sets():
     x = images(4, 3, 32, 32)
     assert RandomResizedCrop(8)(x, generator=gen(0)).shape == (4, 3, 8, 8)
     assert RandomResizedCrop((6, 10))(x, generator=gen(0)).shape == (4, 3, 6, 10)

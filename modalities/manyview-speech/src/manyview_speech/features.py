@@ -39,7 +39,29 @@ def _follow(module: nn.Module, x: Tensor) -> None:
         module.to(device=x.device, dtype=dtype)
 
 
-class LogMel(nn.Module):
+class _Features(nn.Module):
+    """Base of the feature modules: :meth:`forward` checks the waveforms, follows them to
+    their device and float dtype, pads ones too short for the STFT and computes
+    :meth:`_compute` without autocast; one waveform ``(samples,)`` gives one result."""
+
+    _who = "features"
+    n_fft: int
+
+    def forward(self, x: Tensor) -> Tensor:
+        single = isinstance(x, Tensor) and x.dim() == 1
+        x = check_waveforms(x[None] if single else x, self._who)
+        _follow(self, x)
+        with torch.autocast(x.device.type, enabled=False):
+            x = x if x.dtype == torch.float64 else x.float()
+            out = self._compute(_pad_short(x, self.n_fft))
+        return out[0] if single else out
+
+    def _compute(self, x: Tensor) -> Tensor:
+        """The features of checked float waveforms ``(N, samples)``."""
+        raise NotImplementedError
+
+
+class LogMel(_Features):
     """Log mel spectrogram: ``log(mel_power + log_offset)``, ``(N, samples) -> (N, n_mels,
     frames)``.
 
@@ -53,6 +75,8 @@ class LogMel(nn.Module):
         f_max: highest band edge in Hz (``None``: half the sample rate).
         log_offset: added before the log, so silence stays finite.
     """
+
+    _who = "log_mel"
 
     def __init__(
         self,
@@ -84,24 +108,11 @@ class LogMel(nn.Module):
         self.n_fft = n_fft
         self.log_offset = float(log_offset)
 
-    @property
-    def n_features(self) -> int:
-        return self.n_mels
-
-    def num_frames(self, samples: int) -> int:
-        return samples // self.hop_length + 1
-
-    def forward(self, x: Tensor) -> Tensor:
-        single = isinstance(x, Tensor) and x.dim() == 1
-        x = check_waveforms(x[None] if single else x, "log_mel")
-        _follow(self, x)
-        with torch.autocast(x.device.type, enabled=False):
-            x = x if x.dtype == torch.float64 else x.float()
-            out = torch.log(self.mel(_pad_short(x, self.n_fft)) + self.log_offset)
-        return out[0] if single else out
+    def _compute(self, x: Tensor) -> Tensor:
+        return torch.log(self.mel(x) + self.log_offset)
 
 
-class MFCC(nn.Module):
+class MFCC(_Features):
     """Mel-frequency cepstral coefficients, ``(N, samples) -> (N, n_mfcc, frames)``.
 
     torchaudio's MFCC in decibels with an 80 dB floor, where the floor is taken per sample
@@ -115,6 +126,8 @@ class MFCC(nn.Module):
         hop_length: frame step in samples.
         log_mels: natural log of the mel power instead of decibels.
     """
+
+    _who = "mfcc"
 
     def __init__(
         self,
@@ -141,23 +154,8 @@ class MFCC(nn.Module):
         self.sample_rate, self.hop_length, self.n_mfcc = sample_rate, hop_length, n_mfcc
         self.n_fft = n_fft
 
-    @property
-    def n_features(self) -> int:
-        return self.n_mfcc
-
-    def num_frames(self, samples: int) -> int:
-        return samples // self.hop_length + 1
-
-    def forward(self, x: Tensor) -> Tensor:
-        single = isinstance(x, Tensor) and x.dim() == 1
-        x = check_waveforms(x[None] if single else x, "mfcc")
-        _follow(self, x)
-        with torch.autocast(x.device.type, enabled=False):
-            x = x if x.dtype == torch.float64 else x.float()
-            out = self.mfcc(_pad_short(x, self.n_fft)[:, None]).squeeze(
-                1
-            )  # (N, 1, T): the dB floor is per sample
-        return out[0] if single else out
+    def _compute(self, x: Tensor) -> Tensor:
+        return self.mfcc(x[:, None]).squeeze(1)  # (N, 1, T): the dB floor is per sample
 
 
 def _pad_short(x: Tensor, n_fft: int) -> Tensor:

@@ -10,7 +10,7 @@ The wheel ships ``libespeak-ng`` and its data; this module drives the library wi
 pitch flutter, the wave phase, a random generator), so the same call can give different
 samples depending on what was said before. Each call therefore loads a private copy of the
 library afresh, seeds its random generator, synthesises, and unloads it again: the same
-arguments always give the same samples, whatever ran before (about 4 ms a word).
+arguments always give the same samples, whatever ran before.
 
 **Not concurrent.** The library's state is global to the process; calls are serialised by a
 lock (threads wait their turn). Separate processes are independent.

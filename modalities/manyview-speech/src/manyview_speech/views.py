@@ -121,7 +121,17 @@ def example_waveforms(
     return (0.35 * voice * envelope + noise).float()
 
 
-class _WaveView(nn.Module):
+class _WaveformExamples:
+    """Example inputs of a view that takes waveforms: ``n`` one-second test signals at its
+    ``sample_rate``."""
+
+    sample_rate: int
+
+    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
+        return example_waveforms(n, 1.0, self.sample_rate, generator=generator)
+
+
+class _WaveView(_WaveformExamples, nn.Module):
     """Base of the waveform views: input check and example inputs."""
 
     name = "audio view"
@@ -133,9 +143,6 @@ class _WaveView(nn.Module):
                 f"{self.name}: sample_rate must be a positive int, got {sample_rate!r}"
             )
         self.sample_rate = sample_rate
-
-    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
-        return example_waveforms(n, 1.0, self.sample_rate, generator=generator)
 
 
 # ---------------------------------------------------------------------------- waveform views
@@ -338,26 +345,21 @@ class AudioSpeed(_WaveView):
 # ---------------------------------------------------------------------------- feature views
 
 
-class LogMelView(LogMel):
+class _FeatureView(_WaveformExamples):
+    """A feature module as a view step: deterministic, so the generator is not used."""
+
+    def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        return super().forward(x)  # type: ignore[misc]
+
+
+class LogMelView(_FeatureView, LogMel):
     """Log-mel features as a view step: waveforms ``(N, samples)`` to ``(N, n_mels, frames)``
     (deterministic; see :class:`manyview_speech.features.LogMel` for the arguments)."""
 
-    def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:  # type: ignore[override]
-        return super().forward(x)
 
-    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
-        return example_waveforms(n, 1.0, self.sample_rate, generator=generator)
-
-
-class MFCCView(MFCC):
+class MFCCView(_FeatureView, MFCC):
     """MFCC features as a view step: waveforms ``(N, samples)`` to ``(N, n_mfcc, frames)``
     (deterministic; see :class:`manyview_speech.features.MFCC` for the arguments)."""
-
-    def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:  # type: ignore[override]
-        return super().forward(x)
-
-    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
-        return example_waveforms(n, 1.0, self.sample_rate, generator=generator)
 
 
 def _bands(

@@ -18,8 +18,8 @@ __all__ = ["Tokenizer"]
 
 @functools.cache
 def _bpe(clean: str) -> Any:
-    """One shared ``open_clip.SimpleTokenizer`` per cleaning mode (reading the vocabulary
-    takes about 0.1 s; the tokenizer keeps no per-call state besides its BPE cache)."""
+    """One shared ``open_clip.SimpleTokenizer`` per cleaning mode, so the vocabulary is read
+    once (the tokenizer keeps no per-call state besides its BPE cache)."""
     import open_clip
 
     return open_clip.SimpleTokenizer(context_length=None, clean=clean)

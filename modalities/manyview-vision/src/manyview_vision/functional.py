@@ -49,9 +49,9 @@ _LUMA = (0.2989, 0.587, 0.114)
 BLOCK_ELEMENTS = 1 << 19
 """On the CPU, batches are processed in blocks of about this many values (2 MB of float32:
 three 224 x 224 RGB images, 170 of 32 x 32), so that the temporaries of a chain of
-operations stay in a core's cache: faster than whole-batch passes through memory (about
-1.5x for the SimCLR pipeline at 224 x 224 on 2 cores; no change at 32 x 32). The loop runs
-over blocks, never per sample; on a GPU the whole batch is one block."""
+operations stay in a core's cache instead of passing through memory for the whole batch
+(docs/benchmarks.md, "Batched image views", times the difference). The loop runs over
+blocks, never per sample; on a GPU the whole batch is one block."""
 
 
 def check_images(x: Any, who: str) -> Tensor:

@@ -37,7 +37,7 @@ class SpokenWords(Dataset):
     A voice is a dialect with a variant (``"en-gb-scotland+f3"``); each (word, voice) pair is
     spoken ``repeats`` times at a rate and pitch drawn from ``rate`` and ``pitch`` (fixed by
     ``seed``). Clips are trimmed of silence, resampled and centred in ``clip_seconds``.
-    Building 320 clips takes about 2 s; clips are cached in the process.
+    Clips are cached in the process.
 
     The test split holds out voices (``split_by="voice"``: the last ``test_variants``
     variants, in every dialect) or words (``split_by="word"``: the last ``test_words``

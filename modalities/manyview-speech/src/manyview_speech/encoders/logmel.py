@@ -24,13 +24,13 @@ class LogMelEncoder(nn.Module):
     (zero mean, unit variance), so the encoder is invariant to gain.
 
     **Network.** A temporal CNN (TC-ResNet style: the mel bands are the input channels, so
-    every convolution is 1-D over time, which is several times faster on a CPU than 2-D
-    convolutions over the spectrogram): ``len(channels)`` blocks of a convolution over time,
-    batch norm and GELU, every block after the first with stride 2, give a sequence
-    ``(N, frames / 2^(B-1), C)``; with ``transformer_layers`` > 0, sinusoidal positions are
-    added and pre-norm transformer layers refine it. The mean and the max over time,
-    concatenated, go through a linear layer to ``output_dim``. Any length of input works
-    (inputs shorter than ``2^(B-1)`` frames are padded).
+    every convolution is 1-D over time rather than 2-D over the spectrogram, the choice
+    Choi et al. 2019 made for real-time keyword spotting on mobile CPUs): ``len(channels)``
+    blocks of a convolution over time, batch norm and GELU, every block after the first with
+    stride 2, give a sequence ``(N, frames / 2^(B-1), C)``; with ``transformer_layers`` > 0,
+    sinusoidal positions are added and pre-norm transformer layers refine it. The mean and
+    the max over time, concatenated, go through a linear layer to ``output_dim``. Any length
+    of input works (inputs shorter than ``2^(B-1)`` frames are padded).
 
     **Attention.** The transformer layers' attention runs on torch's
     ``scaled_dot_product_attention`` (``attention="sdpa"``, the default: torch's own

@@ -18,8 +18,7 @@ class SmallCNN(nn.Module):
 
     Channels are ``width``, ``2 * width`` and ``output_dim``; pooling rounds up, so any
     image of at least 1 x 1 pixels works (8 x 8 gives 4 x 4 then 2 x 2; 32 x 32 gives
-    16 x 16 then 8 x 8). About 0.3 M parameters at the defaults; a batch of 256 images of
-    32 x 32 takes tens of milliseconds forward on a CPU.
+    16 x 16 then 8 x 8). About 0.3 M parameters at the defaults.
 
     Args:
         in_chans: image channels (1 for grayscale digits).

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from manyview_vision.functional import check_images
 from manyview_vision.views.base import ImageView
 from manyview_vision.views.blur import GaussianBlur
 from manyview_vision.views.color import ColorJitter, RandomGrayscale, RandomSolarize
@@ -47,6 +45,7 @@ class ImageAugment(ImageView):
 
     label = "image_augment"
     modifies_input = False
+    reads_uint8 = True
 
     def __init__(
         self,
@@ -89,18 +88,9 @@ class ImageAugment(ImageView):
             stages.append(Normalize(mean, std))
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, x: Any, *, generator: torch.Generator | None = None) -> Any:
-        if isinstance(x, list | tuple):
-            return [self.forward(t, generator=generator) for t in x]
-        return self.transform(check_images(x, self.label), generator)
-
     def transform(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         # The crop makes a new float batch (converting uint8 block by block); every later
         # stage works on it in place.
         for stage in self.stages:
             x = stage.transform(x, generator)
         return x
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The output (height, width) for an input of this size."""
-        return self.stages[0].output_size(height, width)

@@ -1,4 +1,5 @@
-"""The base class of the image views: input checks, lists of batches, example inputs."""
+"""The base classes of the image views: input checks, lists of batches, the per-sample
+probability gate, example inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from manyview_vision.functional import to_float_images
+from manyview_vision import sampling
+from manyview_vision.functional import check_images, to_float_images, update_rows
 
 
 def pair(value: Any, name: str, who: str) -> tuple[float, float]:
@@ -56,17 +58,22 @@ class ImageView(nn.Module):
     follow a view set in a pipeline.
 
     Subclasses implement :meth:`draw` (the random parameters of a batch, from the
-    generator) and :meth:`apply` (the deterministic transformation with those
-    parameters). ``apply`` may change its input in place when ``modifies_input`` is true:
-    ``forward`` then hands it a copy of the caller's tensor, never the tensor itself.
+    generator; a deterministic view draws none) and :meth:`apply` (the deterministic
+    transformation with those parameters). ``apply`` may change its input in place when
+    ``modifies_input`` is true: ``forward`` then hands it a copy of the caller's tensor,
+    never the tensor itself. A view whose ``reads_uint8`` is true gets ``uint8`` batches as
+    they are and converts them itself (block by block).
     """
 
     label = "image view"
     modifies_input = True
+    reads_uint8 = False
 
     def forward(self, x: Any, *, generator: torch.Generator | None = None) -> Any:
         if isinstance(x, list | tuple):
             return [self.forward(t, generator=generator) for t in x]
+        if self.reads_uint8:
+            return self.transform(check_images(x, self.label), generator)
         y = to_float_images(x, self.label)
         if self.modifies_input and y.data_ptr() == x.data_ptr():
             y = y.clone()
@@ -84,8 +91,9 @@ class ImageView(nn.Module):
         generator: torch.Generator | None,
         device: torch.device,
     ) -> Params:
-        """The random parameters of a batch of ``n`` images of ``size`` (height, width)."""
-        raise NotImplementedError
+        """The random parameters of a batch of ``n`` images of ``size`` (height, width)
+        (default: none)."""
+        return {}
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         """Transform the float batch ``x`` (N, C, H, W) with ``params``."""
@@ -94,3 +102,51 @@ class ImageView(nn.Module):
     def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
         """A batch of ``n`` random RGB 16 x 16 images in [0, 1]."""
         return torch.rand(n, 3, 16, 16, generator=generator)
+
+
+class RandomApplyView(ImageView):
+    """An image view that transforms each sample with probability ``p`` (torchvision's
+    ``RandomApply``, drawn per sample instead of per call).
+
+    :meth:`draw` draws the gate first, ``params[gate]`` (N,) bools, then the per-sample
+    values of :meth:`draw_values` (none by default); :meth:`apply` replaces the gated rows
+    by :meth:`apply_rows` of them, in place and block by block, and leaves the others as
+    they are.
+
+    Args:
+        p: the probability that a sample is transformed.
+    """
+
+    gate = "apply"
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = probability(p, "p", self.label)
+
+    def draw(
+        self,
+        n: int,
+        size: tuple[int, int],
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> Params:
+        params: Params = {self.gate: sampling.bernoulli(n, self.p, generator, device)}
+        params.update(self.draw_values(n, generator, device))
+        return params
+
+    def draw_values(
+        self, n: int, generator: torch.Generator | None, device: torch.device
+    ) -> Params:
+        """Per-sample values drawn after the gate, one row per sample (default: none)."""
+        return {}
+
+    def apply(self, x: Tensor, params: Params) -> Tensor:
+        rows = params[self.gate].nonzero().squeeze(1)
+        return update_rows(x, rows, lambda xb, r: self.apply_rows(xb, r, params))
+
+    def apply_rows(self, x: Tensor, rows: Tensor, params: Params) -> Tensor:
+        """The transformed images ``x`` (the gated rows ``rows`` of the batch)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from manyview_vision import functional as VF
 from manyview_vision import sampling
-from manyview_vision.views.base import ImageView, Params, pair, probability
+from manyview_vision.views.base import Params, RandomApplyView, pair
 
 
 def auto_kernel_size(height: int, width: int) -> int:
@@ -18,7 +18,7 @@ def auto_kernel_size(height: int, width: int) -> int:
     return max(3, k + 1 if k % 2 == 0 else k)
 
 
-class GaussianBlur(ImageView):
+class GaussianBlur(RandomApplyView):
     """Blur each image with probability ``p`` by a Gaussian whose sigma is drawn per sample,
     uniform in ``sigma`` (torchvision's ``GaussianBlur`` inside ``RandomApply``).
 
@@ -34,6 +34,7 @@ class GaussianBlur(ImageView):
     """
 
     label = "gaussian_blur"
+    gate = "blur"
 
     def __init__(
         self,
@@ -41,7 +42,7 @@ class GaussianBlur(ImageView):
         sigma: Sequence[float] = (0.1, 2.0),
         p: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(p)
         if kernel_size is not None and (
             isinstance(kernel_size, bool)
             or not isinstance(kernel_size, int)
@@ -55,24 +56,15 @@ class GaussianBlur(ImageView):
         self.sigma = pair(sigma, "sigma", self.label)
         if not self.sigma[0] > 0:
             raise ValueError(f"{self.label}: sigma must be positive, got {tuple(sigma)}")
-        self.p = probability(p, "p", self.label)
 
-    def draw(
-        self,
-        n: int,
-        size: tuple[int, int],
-        generator: torch.Generator | None,
-        device: torch.device,
+    def draw_values(
+        self, n: int, generator: torch.Generator | None, device: torch.device
     ) -> Params:
-        blur = sampling.bernoulli(n, self.p, generator, device)
-        sigma = sampling.uniform(n, self.sigma[0], self.sigma[1], generator, device)
-        return {"blur": blur, "sigma": sigma}
+        return {"sigma": sampling.uniform(n, self.sigma[0], self.sigma[1], generator, device)}
 
-    def apply(self, x: Tensor, params: Params) -> Tensor:
+    def apply_rows(self, x: Tensor, rows: Tensor, params: Params) -> Tensor:
         k = self.kernel_size or auto_kernel_size(x.shape[-2], x.shape[-1])
-        sigma = params["sigma"]
-        rows = params["blur"].nonzero().squeeze(1)
-        return VF.update_rows(x, rows, lambda xb, r: VF.gaussian_blur(xb, sigma[r], k))
+        return VF.gaussian_blur(x, params["sigma"][rows], k)
 
     def extra_repr(self) -> str:
         k = self.kernel_size or "10% of the side"

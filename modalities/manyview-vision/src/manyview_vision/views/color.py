@@ -9,7 +9,7 @@ from torch import Tensor
 
 from manyview_vision import functional as VF
 from manyview_vision import sampling
-from manyview_vision.views.base import ImageView, Params, pair, probability
+from manyview_vision.views.base import Params, RandomApplyView, pair, probability
 
 _OPS: tuple[Callable[..., Tensor], ...] = (
     VF.adjust_brightness,
@@ -44,7 +44,7 @@ def _factor_range(
     return None if low == high == centre else (float(low), float(high))
 
 
-class ColorJitter(ImageView):
+class ColorJitter(RandomApplyView):
     """Random brightness, contrast, saturation and hue, each sample with its own factors
     and its own order of the four operations (torchvision's ``ColorJitter``, applied with
     probability ``p`` as SSL pipelines wrap it in ``RandomApply``).
@@ -80,22 +80,17 @@ class ColorJitter(ImageView):
         p: float = 0.8,
         random_order: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(p)
         values = (brightness, contrast, saturation, hue)
         self.ranges = tuple(
             _factor_range(v, k, self.label) for v, k in zip(values, _NAMES, strict=True)
         )
-        self.p = probability(p, "p", self.label)
         self.random_order = bool(random_order)
 
-    def draw(
-        self,
-        n: int,
-        size: tuple[int, int],
-        generator: torch.Generator | None,
-        device: torch.device,
+    def draw_values(
+        self, n: int, generator: torch.Generator | None, device: torch.device
     ) -> Params:
-        params: Params = {"apply": sampling.bernoulli(n, self.p, generator, device)}
+        params: Params = {}
         for name, r in zip(_NAMES, self.ranges, strict=True):
             if r is not None:
                 params[name] = sampling.uniform(n, r[0], r[1], generator, device)
@@ -152,7 +147,7 @@ def jitter_(x: Tensor, apply: Tensor, factors: list[Tensor | None], order: Tenso
     return x
 
 
-class RandomGrayscale(ImageView):
+class RandomGrayscale(RandomApplyView):
     """Turn each image to grayscale with probability ``p``, keeping its channels
     (torchvision's ``RandomGrayscale``: luma 0.2989 R + 0.587 G + 0.114 B, repeated).
 
@@ -163,32 +158,20 @@ class RandomGrayscale(ImageView):
     """
 
     label = "random_grayscale"
+    gate = "gray"
 
     def __init__(self, p: float = 0.2) -> None:
-        super().__init__()
-        self.p = probability(p, "p", self.label)
-
-    def draw(
-        self,
-        n: int,
-        size: tuple[int, int],
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> Params:
-        return {"gray": sampling.bernoulli(n, self.p, generator, device)}
+        super().__init__(p)
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         check_channels(x, self.label)
-        if x.shape[1] == 1:
-            return x
-        rows = params["gray"].nonzero().squeeze(1)
-        return VF.update_rows(x, rows, lambda xb, r: VF.grayscale(xb))
+        return x if x.shape[1] == 1 else super().apply(x, params)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    def apply_rows(self, x: Tensor, rows: Tensor, params: Params) -> Tensor:
+        return VF.grayscale(x)
 
 
-class RandomSolarize(ImageView):
+class RandomSolarize(RandomApplyView):
     """Invert the pixels at or above ``threshold`` (``1 - x``) with probability ``p`` per
     sample (torchvision's ``RandomSolarize``; BYOL's and DINO's second view use p = 0.2).
 
@@ -198,24 +181,14 @@ class RandomSolarize(ImageView):
     """
 
     label = "solarize"
+    gate = "solarize"
 
     def __init__(self, threshold: float = 0.5, p: float = 0.2) -> None:
-        super().__init__()
+        super().__init__(p)
         self.threshold = probability(threshold, "threshold", self.label)
-        self.p = probability(p, "p", self.label)
 
-    def draw(
-        self,
-        n: int,
-        size: tuple[int, int],
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> Params:
-        return {"solarize": sampling.bernoulli(n, self.p, generator, device)}
-
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        rows = params["solarize"].nonzero().squeeze(1)
-        return VF.update_rows(x, rows, lambda xb, r: VF.solarize(xb, self.threshold))
+    def apply_rows(self, x: Tensor, rows: Tensor, params: Params) -> Tensor:
+        return VF.solarize(x, self.threshold)
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold}, p={self.p}"

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from manyview_vision import functional as VF
 from manyview_vision import sampling
-from manyview_vision.views.base import ImageView, Params, image_size, pair, probability
+from manyview_vision.views.base import (
+    ImageView,
+    Params,
+    RandomApplyView,
+    image_size,
+    pair,
+    probability,
+)
 
 
 class RandomResizedCrop(ImageView):
@@ -40,6 +46,7 @@ class RandomResizedCrop(ImageView):
 
     label = "random_resized_crop"
     modifies_input = False
+    reads_uint8 = True
 
     def __init__(
         self,
@@ -61,11 +68,6 @@ class RandomResizedCrop(ImageView):
         if isinstance(relative_size, bool) or not relative_size > 0:
             raise ValueError(f"{self.label}: relative_size must be > 0, got {relative_size!r}")
         self.relative_size = float(relative_size)
-
-    def forward(self, x: Any, *, generator: torch.Generator | None = None) -> Any:
-        if isinstance(x, list | tuple):
-            return [self.forward(t, generator=generator) for t in x]
-        return self.transform(VF.check_images(x, self.label), generator)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The output (height, width) for an input of this size."""
@@ -107,7 +109,7 @@ class RandomResizedCrop(ImageView):
         return f"size={size}, scale={self.scale}, ratio={self.ratio}, hflip_p={self.hflip_p}"
 
 
-class HorizontalFlip(ImageView):
+class HorizontalFlip(RandomApplyView):
     """Mirror each image left to right with probability ``p``, per sample.
 
     Args:
@@ -115,23 +117,10 @@ class HorizontalFlip(ImageView):
     """
 
     label = "horizontal_flip"
+    gate = "flip"
 
     def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        self.p = probability(p, "p", self.label)
+        super().__init__(p)
 
-    def draw(
-        self,
-        n: int,
-        size: tuple[int, int],
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> Params:
-        return {"flip": sampling.bernoulli(n, self.p, generator, device)}
-
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        rows = params["flip"].nonzero().squeeze(1)
-        return VF.update_rows(x, rows, lambda xb, r: xb.flip(-1))
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    def apply_rows(self, x: Tensor, rows: Tensor, params: Params) -> Tensor:
+        return x.flip(-1)

@@ -46,15 +46,6 @@ class Normalize(ImageView):
             raise ValueError(f"{self.label}: std must be positive, got {std_t.tolist()}")
         self.mean, self.std = tuple(mean_t.tolist()), tuple(std_t.tolist())
 
-    def draw(
-        self,
-        n: int,
-        size: tuple[int, int],
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> Params:
-        return {}
-
     def apply(self, x: Tensor, params: Params) -> Tensor:
         c = x.shape[1]
         if len(self.mean) not in (1, c):

@@ -53,10 +53,6 @@ class ViewSet(nn.Module):
         x = check_images(x, self.name)  # each pipeline's crop converts uint8 blockwise
         return [p.transform(x, generator) for p in self.pipelines]
 
-    def output_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
-        """Each view's (height, width) for an input of this size."""
-        return [p.output_size(height, width) for p in self.pipelines]
-
     def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
         """A batch of ``n`` random RGB 16 x 16 images in [0, 1]."""
         return torch.rand(n, 3, 16, 16, generator=generator)

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# The prepared GPU run for issue 10 (one call of the device tool; the steps' limits add up
-# to 575 s): CUDA tests of the Triton kernels and attention backends, the kernel check and
-# timings, manyview tiled vs dense vs the peers on CUDA, and mv_infonce with 1,048,576 rows.
+# The loss engine on one CUDA GPU, in one run of about 10 minutes (the steps' time limits add
+# up to 575 s): the CUDA tests of the Triton kernels and the attention backends, the tiled
+# engine against the dense form on CUDA, benchmarks/loss_speed_gpu_check.py (the kernels'
+# check and timings), benchmarks/loss_speed.py --device cuda (manyview tiled and dense against
+# the peers; D = 256, N = 4096, 16384, 32768) and mv_infonce with 1,048,576 rows.
 #
-#   run(command="bash benchmarks/gpu_issue10.sh", carry=[".whl"], timeout_s=590)
+#   bash benchmarks/gpu_loss_engine.sh      (from the repository root; OUT=DIR to choose)
 #
-# Wheels the device lacks go in .whl/ (ignored by git, carried): they are installed with
-# --no-deps into /tmp/site. The peers (lightly, pytorch-metric-learning, open_clip) come from
-# .whl/peers.tar.gz, made here with
+# It writes under $OUT (default /tmp/gpu_out): log.txt (versions, the GPU, every step's
+# output and exit status), kernel_check.txt, loss_speed.txt, loss_speed_cuda.json and
+# loss_speed_cuda.png. A failing step does not stop the others.
+#
+# Wheels the machine lacks go in .whl/ (ignored by git): they are installed with --no-deps
+# into /tmp/site. The peers (lightly, pytorch-metric-learning, open_clip) come from
+# .whl/peers.tar.gz, made from the project's environment with
 #   tar czf .whl/peers.tar.gz -C .venv/lib/python3.11/site-packages lightly \
 #     pytorch_metric_learning open_clip ftfy wcwidth timm huggingface_hub httpx2 httpcore2 h11 \
 #     anyio idna truststore filelock fsspec regex
-# and are optional: loss_speed.py leaves out a peer that does not import. Every step writes its
-# output under $OUT (what comes back), and a failing step does not stop the others.
+# and are optional: loss_speed.py leaves out a peer that does not import.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT" /tmp/site
@@ -21,7 +26,7 @@ for wheel in .whl/*.whl; do  # one at a time: a wheel for another platform is sk
 done
 # .whl/peers.tar.gz: the peers' pure-python packages (lightly, pytorch_metric_learning,
 # open_clip and what their loss modules import) from the project's venv (Python 3.11); last
-# on the path, so the device's own packages win where it has them.
+# on the path, so the machine's own packages win where it has them.
 mkdir -p /tmp/peers
 [ -e .whl/peers.tar.gz ] && tar xzf .whl/peers.tar.gz -C /tmp/peers
 export PYTHONPATH=/tmp/site:$PWD/core:$PWD/modalities/manyview-speech/src:$PWD/modalities/manyview-text/src:$PWD/modalities/manyview-vision/src:/tmp/peers
