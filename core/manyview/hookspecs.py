@@ -53,6 +53,16 @@ def manyview_register_recipes(register: Any) -> None:
 
 
 @hookspec
+def manyview_register_configs(register: Any) -> None:
+    """Register configs: named run configurations a plugin ships."""
+
+
+@hookspec
+def manyview_register_readers(register: Any) -> None:
+    """Register readers: readers that decode one modality's files."""
+
+
+@hookspec
 def manyview_train_start(trainer: Any) -> None:
     """Called once before the first training step."""
 

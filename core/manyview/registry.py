@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS: tuple[str, ...] = ("view", "encoder", "teacher", "loss", "dataset", "benchmark", "recipe")
+KINDS: tuple[str, ...] = (
+    "view",
+    "encoder",
+    "teacher",
+    "loss",
+    "dataset",
+    "benchmark",
+    "recipe",
+    "config",
+    "reader",
+)
 """The kinds of things plugins register, in the order ``manyview plugins`` shows them."""
 
 HOOK_FOR_KIND: dict[str, str] = {
@@ -26,6 +36,8 @@ HOOK_FOR_KIND: dict[str, str] = {
     "dataset": "manyview_register_datasets",
     "benchmark": "manyview_register_benchmarks",
     "recipe": "manyview_register_recipes",
+    "config": "manyview_register_configs",
+    "reader": "manyview_register_readers",
 }
 
 _PLURALS = {kind + ("es" if kind.endswith("s") else "s"): kind for kind in KINDS}
@@ -153,7 +165,7 @@ def make_entry(
             f"{kind} {name!r}: factory must be a class, a function or a 'module:attr' string, "
             f"not {type(factory).__name__}"
         )
-    if kind in ("view", "encoder") and not modality:
+    if kind in ("view", "encoder", "reader") and not modality:
         raise ValueError(
             f"{kind} {name!r} must say which modality it accepts: register(..., modality='image')"
         )

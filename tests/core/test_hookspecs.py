@@ -14,7 +14,7 @@ HOOKS = [
 
 
 def test_every_hook_has_a_one_line_docstring():
-    assert len(HOOKS) == 11
+    assert len(HOOKS) == 13
     for name in HOOKS:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert doc and len(doc.splitlines()) == 1, f"{name} needs a one-line docstring"

@@ -57,6 +57,8 @@ def test_entry_metadata():
 def test_register_validation():
     with pytest.raises(ValueError, match="modality"):
         make_entry("encoder", "enc", "a.b:C", "p")
+    with pytest.raises(ValueError, match="modality"):
+        make_entry("reader", "audio", "a.b:C", "p")
     with pytest.raises(ValueError, match="not valid"):
         make_entry("loss", "a:b", "a.b:C", "p")
     with pytest.raises(ValueError, match="module:Attr"):
@@ -233,6 +235,14 @@ def test_every_kind_registers_through_its_hook(fresh_plugins):
         @manyview.hookimpl
         def manyview_register_recipes(self, register):
             register("k_recipe", lambda: "recipe")
+
+        @manyview.hookimpl
+        def manyview_register_configs(self, register):
+            register("k_config", lambda: "config")
+
+        @manyview.hookimpl
+        def manyview_register_readers(self, register):
+            register("k_reader", lambda: "reader", modality="image")
 
     info = plugins.register_plugin(AllKinds(), name="allkinds")
     assert info.status == "loaded", info.error
