@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import manyview.attention as attn_mod
-import manyview.testing_attention as testing_attention
+import manyview.testing.attention as testing_attention
 from manyview.attention import (
     BACKENDS,
     MultiheadSelfAttention,

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import manyview
+import manyview.testing.distributed as td
 from manyview import distributed
-from manyview import testing_distributed as td
 from manyview.losses import InfoNCE, MultiViewLoss
 from manyview.testing import check_distributed_equivalence
 

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 import manyview.attention as attn_mod
-import manyview.testing_attention as testing_attention
+import manyview.testing.attention as testing_attention
 from manyview.attention import (
     MultiheadSelfAttention,
     use_attention_backend,
     xformers_unavailable_reason,
 )
 from manyview.testing import check_attention_option
-from manyview.testing_attention import reference_xformers_ops as _reference_ops
+from manyview.testing.attention import reference_xformers_ops as _reference_ops
 from manyview_speech.encoders.logmel import LogMelEncoder, LogMelTransformerEncoder
 
 

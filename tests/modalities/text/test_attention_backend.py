@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 import manyview
-import manyview.testing_attention as testing_attention
+import manyview.testing.attention as testing_attention
 from manyview.attention import MultiheadSelfAttention, xformers_unavailable_reason
 from manyview.testing import check_attention_option
 from manyview_text.models import build_clip

@@ -1,4 +1,11 @@
-"""Tiny constructor arguments for each built-in teacher, used by the contract tests."""
+"""Building a registered thing from its example arguments, and the built-in teachers' tiny
+example constructor arguments.
+
+A registration may give ``example_kwargs=``: a dict, a callable returning one, or a
+``"module:function"`` string naming such a callable (for arguments such as a student
+module, which cannot be written as a literal). :func:`build` creates the thing with them;
+the built-in teachers name the ``*_kwargs`` functions below.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,33 @@ from typing import Any
 
 import torch
 from torch import nn
+
+import manyview
+from manyview.registry import Entry
+
+__all__ = [
+    "TwoInputNet",
+    "build",
+    "ema_kwargs",
+    "ensemble_kwargs",
+    "frozen_kwargs",
+    "privileged_kwargs",
+    "self_kwargs",
+]
+
+
+def build(kind: str, name: str, /, **kwargs: Any) -> Any:
+    """Create ``name`` with the registration's ``example_kwargs`` overridden by ``kwargs``.
+
+    ``example_kwargs`` is a dict, a callable returning one, or a ``"module:function"`` string
+    naming such a callable (for arguments such as a student module)."""
+    entry = manyview.entry(kind, name)
+    example = entry.meta.get("example_kwargs", {})
+    if isinstance(example, str):  # "module:function" returning the kwargs (e.g. a module)
+        example = Entry(kind, name, example, entry.plugin).load()
+    if callable(example):
+        example = example()
+    return manyview.create(kind, name, **{**example, **kwargs})
 
 
 def _mlp(seed: int = 0, trainable: bool = False) -> nn.Module:

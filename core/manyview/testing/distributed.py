@@ -2,7 +2,7 @@
 batch: the engine behind :func:`manyview.testing.check_distributed_equivalence`.
 
 The check spawns W CPU processes (gloo on 127.0.0.1, a free port) that import this module
-(``python -m manyview.testing_distributed SPEC OUT``). Each rank takes its contiguous shard
+(``python -m manyview.testing.distributed``). Each rank takes its contiguous shard
 of a fixed float64 batch, runs it through a small linear encoder and the loss wrapped in
 DistributedDataParallel under each gather mode, and writes back its loss value, its
 parameter gradients (after DDP's average) and the loss's buffers. The calling process
@@ -19,11 +19,11 @@ Each rank seeds torch's global generator with ``seed + rank`` (as the trainer do
 single process with ``seed``: a loss that draws random numbers must make every rank use the
 same draw (rank 0's) to pass.
 
-The loss is built by name in every process (:func:`manyview.testing.build`), so it must be
-registered through an installed plugin (an entry point), not only in the calling process.
-The ranks stay up between checks (:func:`pool`), so only the first check of a session pays
-for starting them; they end with the calling process. POSIX only (it waits on pipes with
-``select``).
+The loss is built by name in every process (:func:`manyview.testing.examples.build`), so it
+must be registered through an installed plugin (an entry point), not only in the calling
+process. The ranks stay up between checks (:func:`pool`), so only the first check of a
+session pays for starting them; they end with the calling process. POSIX only (it waits on
+pipes with ``select``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from manyview.testing.examples import build
+
+__all__ = [
+    "PER_INSTANCE",
+    "RankPool",
+    "case",
+    "check_distributed_equivalence",
+    "check_many",
+    "compare",
+    "pool",
+    "reference",
+]
 
 #: keyword inputs that are per instance: each rank gets its rows (the loss gathers them)
 PER_INSTANCE = ("labels", "index")
@@ -96,8 +109,6 @@ class _Model(nn.Module):
 def _setup(spec: Mapping[str, Any]) -> tuple[_Model, Tensor, dict[str, Any]]:
     """The model (encoder + loss, float64, training mode), the whole batch and its inputs;
     the same in every process."""
-    from manyview.testing import build
-
     n, m, d = spec["n"], spec["m"], spec["d"]
     g = torch.Generator().manual_seed(spec["seed"] + 12345)
     encoder = nn.Linear(d, d, dtype=torch.float64)
@@ -215,7 +226,7 @@ class RankPool:
             with self.logs[r].open("w") as log:
                 self.procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "manyview.testing_distributed"],
+                        [sys.executable, "-m", "manyview.testing.distributed"],
                         env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
@@ -352,8 +363,6 @@ def compare(
                 f"{ref['loss'].item():.12g} (|diff| {diff:.3g})"
             )
         if local is None:
-            from manyview.testing import build
-
             loss = build("loss", name, **spec["kwargs"])
             local = isinstance(loss, MultiViewLoss) and loss.has_local_anchors()
         if mode == "full" or not local:

@@ -1,16 +1,7 @@
-"""Contract checks for anything registered with manyview, for the project and plugin authors.
+"""Contract checks of losses: output, gradients, dtype, list input, bad input, bf16.
 
-Each ``check_*`` function raises ``AssertionError`` with a message on failure, so it works in
-any test runner. The ``*ContractTests`` classes wrap them as pytest test methods::
-
-    from manyview.testing import LossContractTests
-
-    class TestMyLoss(LossContractTests):
-        name = "my_loss"          # as registered through manyview_register_losses
-        kwargs = {"temperature": 0.2}
-
-manyview's own suite runs the same checks over everything in the registry, so a newly
-registered loss, view or encoder is checked with no new test.
+Each ``check_*`` function raises ``AssertionError`` with a message on failure, so it works
+in any test runner; :class:`LossContractTests` wraps them as pytest test methods.
 """
 
 from __future__ import annotations
@@ -22,25 +13,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import manyview
-from manyview.registry import Entry
-from manyview.testing_attention import (
-    check_attention_option,
-    fake_xformers,
-    reference_xformers_ops,
-)
-from manyview.testing_distributed import check_distributed_equivalence
+from manyview.testing.examples import build
 
 __all__ = [
     "LOSS_CHECKS",
-    "EncoderContractTests",
     "LossContractTests",
-    "TeacherContractTests",
-    "ViewContractTests",
-    "build",
-    "check_attention_option",
-    "check_distributed_equivalence",
-    "check_encoder",
     "check_loss_bad_input",
     "check_loss_bf16",
     "check_loss_dtype",
@@ -48,25 +25,8 @@ __all__ = [
     "check_loss_list_input",
     "check_loss_output",
     "check_loss_small_temperature",
-    "check_teacher",
-    "check_view",
-    "fake_xformers",
-    "reference_xformers_ops",
+    "is_distillation",
 ]
-
-
-def build(kind: str, name: str, /, **kwargs: Any) -> Any:
-    """Create ``name`` with the registration's ``example_kwargs`` overridden by ``kwargs``.
-
-    ``example_kwargs`` is a dict, a callable returning one, or a ``"module:function"`` string
-    naming such a callable (for arguments such as a student module)."""
-    entry = manyview.entry(kind, name)
-    example = entry.meta.get("example_kwargs", {})
-    if isinstance(example, str):  # "module:function" returning the kwargs (e.g. a module)
-        example = Entry(kind, name, example, entry.plugin).load()
-    if callable(example):
-        example = example()
-    return manyview.create(kind, name, **{**example, **kwargs})
 
 
 def _loss_inputs(
@@ -222,90 +182,6 @@ LOSS_CHECKS: dict[str, Callable[[Any], None]] = {
 }
 
 
-def check_view(view: Any, n: int = 4) -> None:
-    """A view keeps the batch size (times ``view.copies_per_input`` for a view that expands
-    each input into several rows, such as ``rotation``), is deterministic under a seeded
-    generator, and makes its own example inputs (``view.example_inputs(n, generator=...)``)."""
-    assert hasattr(view, "example_inputs"), "a view must provide example_inputs(n, generator=...)"
-    x = view.example_inputs(n, generator=torch.Generator().manual_seed(0))
-    a = view(x, generator=torch.Generator().manual_seed(1))
-    b = view(x, generator=torch.Generator().manual_seed(1))
-    first = _batch_part(a)
-    rows = n * getattr(view, "copies_per_input", 1)
-    assert len(first) == rows, f"the view changed the batch size from {rows} to {len(first)}"
-    if isinstance(a, Tensor):
-        assert torch.equal(a, b), "the view is not deterministic under a seeded generator"
-        assert torch.isfinite(a).all() if a.is_floating_point() else True, "non-finite output"
-    elif _is_text_batch(a):
-        assert a == b, "the view is not deterministic under a seeded generator"
-
-
-def _is_text_batch(out: Any) -> bool:
-    """A batch of text: a list or tuple of strings (what default_collate makes of them)."""
-    return isinstance(out, list | tuple) and all(isinstance(s, str) for s in out)
-
-
-def _batch_part(out: Any) -> Any:
-    """What the batch size is read from: the tensor, a dict's first value, a text batch
-    itself, or the first item of a tuple/list of batch parts."""
-    if isinstance(out, Tensor) or _is_text_batch(out):
-        return out
-    if isinstance(out, dict):
-        return next(iter(out.values()))
-    return out[0]
-
-
-def check_encoder(encoder: Any, n: int = 2) -> None:
-    """An encoder reports ``output_dim``, makes ``example_inputs(n)`` and maps them to
-    finite features (n, output_dim) that carry gradients to its parameters."""
-    dim = getattr(encoder, "output_dim", None)
-    assert isinstance(dim, int) and dim > 0, f"output_dim must be a positive int, got {dim!r}"
-    assert hasattr(encoder, "example_inputs"), "an encoder must provide example_inputs(n)"
-    x = encoder.example_inputs(n)
-    out = encoder(x)
-    assert isinstance(out, Tensor), f"an encoder must return a tensor, got {type(out).__name__}"
-    assert tuple(out.shape) == (n, dim), f"expected features ({n}, {dim}), got {tuple(out.shape)}"
-    assert torch.isfinite(out).all(), "non-finite features"
-    params = [p for p in encoder.parameters() if p.requires_grad]
-    if params:
-        out.float().sum().backward()
-        assert any(p.grad is not None for p in params), "no gradient reached the parameters"
-
-
-def check_teacher(teacher: Any, n: int = 4) -> None:
-    """A teacher makes targets without gradients, never has trainable parameters, survives a
-    ``state_dict`` round trip into a copy, and ``update`` runs."""
-    batch = teacher.example_inputs(n, generator=torch.Generator().manual_seed(0))
-    params = [name for name, p in teacher.named_parameters() if p.requires_grad]
-    assert not params, f"a teacher must not have trainable parameters: {params[:3]}"
-    out = teacher(batch)
-    tensors = (
-        [out] if isinstance(out, Tensor) else [t for t in _flatten(out) if isinstance(t, Tensor)]
-    )
-    assert tensors, f"the teacher returned no tensor: {type(out).__name__}"
-    for t in tensors:
-        assert not t.requires_grad, "teacher targets must not require grad"
-        if t.is_floating_point():
-            assert torch.isfinite(t).all(), "non-finite teacher targets"
-    twin = copy.deepcopy(teacher)
-    twin.load_state_dict(teacher.state_dict())
-    again = twin(batch)
-    for a, b in zip(
-        tensors, [again] if isinstance(again, Tensor) else _flatten(again), strict=False
-    ):
-        if isinstance(b, Tensor):
-            assert torch.equal(a, b), "a state_dict round trip changed the targets"
-    teacher.update(getattr(teacher, "student", None), 1)
-
-
-def _flatten(obj: Any) -> list[Any]:
-    if isinstance(obj, dict):
-        return [x for v in obj.values() for x in _flatten(v)]
-    if isinstance(obj, list | tuple):
-        return [x for v in obj for x in _flatten(v)]
-    return [obj]
-
-
 class LossContractTests:
     """pytest mixin: set ``name`` (a registered loss) and optionally ``kwargs``."""
 
@@ -332,33 +208,3 @@ class LossContractTests:
 
     def test_bf16(self) -> None:
         check_loss_bf16(self.make())
-
-
-class ViewContractTests:
-    """pytest mixin: set ``name`` (a registered view) and optionally ``kwargs``."""
-
-    name: str = ""
-    kwargs: dict[str, Any] = {}  # noqa: RUF012
-
-    def test_view_contract(self) -> None:
-        check_view(build("view", self.name, **self.kwargs))
-
-
-class TeacherContractTests:
-    """pytest mixin: set ``name`` (a registered teacher) and ``kwargs``."""
-
-    name: str = ""
-    kwargs: dict[str, Any] = {}  # noqa: RUF012
-
-    def test_teacher_contract(self) -> None:
-        check_teacher(build("teacher", self.name, **self.kwargs))
-
-
-class EncoderContractTests:
-    """pytest mixin: set ``name`` (a registered encoder) and optionally ``kwargs``."""
-
-    name: str = ""
-    kwargs: dict[str, Any] = {}  # noqa: RUF012
-
-    def test_encoder_contract(self) -> None:
-        check_encoder(build("encoder", self.name, **self.kwargs))
