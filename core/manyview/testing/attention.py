@@ -67,10 +67,10 @@ def reference_xformers_ops(device_types: tuple[str, ...] = ("cpu",)) -> SimpleNa
 
 
 def fake_xformers(monkeypatch: Any, device_types: tuple[str, ...] = ("cpu",)) -> SimpleNamespace:
-    """Make :mod:`manyview.attention` use :func:`reference_xformers_ops` as if xformers and
+    """Make :mod:`manyview.encoders.attention` use :func:`reference_xformers_ops` as if xformers and
     CUDA were there (``monkeypatch``: pytest's fixture); return the ops (``.calls`` records
     each call's bias)."""
-    import manyview.attention as attn_mod
+    import manyview.encoders.attention as attn_mod
 
     ops = reference_xformers_ops(device_types)
     monkeypatch.setattr(attn_mod, "_load_xformers", lambda: (ops, None))
@@ -95,7 +95,7 @@ def check_attention_option(
 
     import pytest
 
-    import manyview.attention as attn_mod
+    import manyview.encoders.attention as attn_mod
 
     def pair(**kwargs: Any) -> tuple[Any, Any]:
         torch.manual_seed(0)

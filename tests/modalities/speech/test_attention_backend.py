@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-import manyview.attention as attn_mod
+import manyview.encoders.attention as attn_mod
 import manyview.testing.attention as testing_attention
-from manyview.attention import (
+from manyview.encoders.attention import (
     MultiheadSelfAttention,
     use_attention_backend,
     xformers_unavailable_reason,

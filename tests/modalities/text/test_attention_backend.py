@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 import manyview
 import manyview.testing.attention as testing_attention
-from manyview.attention import MultiheadSelfAttention, xformers_unavailable_reason
+from manyview.encoders.attention import MultiheadSelfAttention, xformers_unavailable_reason
 from manyview.testing import check_attention_option
 from manyview_text.models import build_clip
 from manyview_text.text_encoder import OpenCLIPText

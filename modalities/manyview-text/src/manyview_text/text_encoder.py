@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.attention import (
+from manyview.encoders.attention import (
     MultiheadSelfAttention,
     check_backend,
     use_attention_backend,
@@ -95,8 +95,8 @@ class OpenCLIPText(nn.Module):
     Attention: ``attention="sdpa"`` (default) keeps open_clip's ``nn.MultiheadAttention``,
     which runs torch's ``scaled_dot_product_attention``. ``attention="xformers"`` runs the
     tower's self-attention on xformers' memory-efficient attention (CUDA only, where xformers
-    loads its CUDA extensions; see :mod:`manyview.attention`): each block's
-    ``nn.MultiheadAttention`` is swapped for :class:`manyview.attention.MultiheadSelfAttention`
+    loads its CUDA extensions; see :mod:`manyview.encoders.attention`): each block's
+    ``nn.MultiheadAttention`` is swapped for :class:`manyview.encoders.attention.MultiheadSelfAttention`
     with the same parameters, so checkpoints and ``state_dict`` keys do not change. Towers of
     open_clip's custom blocks (``qk_norm``, ``scaled_cosine_attn``, ...) are refused.
 

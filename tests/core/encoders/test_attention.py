@@ -1,4 +1,4 @@
-"""manyview.attention: the SDPA/xformers switch and MultiheadSelfAttention.
+"""manyview.encoders.attention: the SDPA/xformers switch and MultiheadSelfAttention.
 
 On the CPU: MultiheadSelfAttention equals nn.MultiheadAttention (float64, every mask kind,
 train and eval, gradients, state dicts both ways), use_attention_backend leaves transformer
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import manyview.attention as attn_mod
+import manyview.encoders.attention as attn_mod
 import manyview.testing.attention as testing_attention
-from manyview.attention import (
+from manyview.encoders.attention import (
     BACKENDS,
     MultiheadSelfAttention,
     attention,
