@@ -12,6 +12,10 @@ import manyview
 
 _PKG = "manyview_speech"
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+"""The audio reader's file endings (``manyview_speech.audio.AUDIO_EXTENSIONS``, written out
+here so that listing imports nothing heavy)."""
+
 
 @manyview.hookimpl
 def manyview_register_views(register: Any) -> None:
@@ -83,6 +87,18 @@ def manyview_register_datasets(register: Any) -> None:
         f"{_PKG}.datasets.audio_folder:AudioFolder",
         summary="Audio files in class subfolders; unreadable files are skipped and counted",
         modalities="audio",
+    )
+
+
+@manyview.hookimpl
+def manyview_register_readers(register: Any) -> None:
+    """Audio files to mono waveforms at one rate (the manifest dataset's audio columns)."""
+    register(
+        "audio",
+        f"{_PKG}.readers.audio:AudioReader",
+        summary="Audio files through soundfile to mono float32 at one rate, cut or padded",
+        modality="audio",
+        suffixes=AUDIO_SUFFIXES,
     )
 
 
