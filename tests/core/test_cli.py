@@ -75,7 +75,15 @@ def test_plugins_json(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["list", "loss"], ["list", "view", "--json"], ["plugins"], ["plugins", "--json"]],
+    [
+        ["--help"],
+        ["list", "loss"],
+        ["list", "view", "--json"],
+        ["list", "config"],
+        ["list", "reader", "--json"],
+        ["plugins"],
+        ["plugins", "--json"],
+    ],
 )
 def test_fast_commands_do_not_import_torch(run_python, argv):
     code = (

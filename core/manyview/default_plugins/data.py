@@ -20,12 +20,6 @@ def manyview_register_datasets(register: Any) -> None:
         modalities="vector",
     )
     register(
-        "digits3",
-        "manyview.datasets.digits3:Digits3",
-        summary="Digits as images, eSpeak NG speech and text, built offline and cached",
-        modalities="image,audio,text",
-    )
-    register(
         "manifest",
         "manyview.datasets.manifest:Manifest",
         summary="A CSV or JSONL manifest: a file path or a string per modality, plus a label",
@@ -36,6 +30,15 @@ def manyview_register_datasets(register: Any) -> None:
         "manyview.datasets.imagefolder:ImageFolder",
         summary="Image files in class subfolders; unreadable files are skipped and counted",
         modalities="image",
+    )
+
+
+@hookimpl
+def manyview_register_configs(register: Any) -> None:
+    register(
+        "quickstart",
+        "manyview.configs:quickstart",
+        summary="Two vector modalities of the synthetic dataset, 4 views, one mv_dhel call",
     )
 
 

@@ -13,7 +13,7 @@ instance). Train and test are split by image (a stratified share of each class) 
 voice: the last ``test_variants`` timbre variants (in every language voice) speak only in
 the test split, so test speech comes from voices never trained on.
 
-Building needs the speech plugin (``manyview-speech``) and takes a few seconds; the result
+Building uses manyview-speech's eSpeak NG synthesis and takes a few seconds; the result
 is cached under ``<root>/digits3/`` (``root``: ``$MANYVIEW_DATA`` or ``~/.cache/manyview``)
 as an ``.npz`` with a JSON manifest (format version, options, content hash). A cached entry
 is reused; a stale or corrupt one is rebuilt with a warning. Reading the cache needs only
@@ -110,9 +110,8 @@ def _speech() -> tuple[Any, Any]:
         from manyview_speech import audio, synthesis
     except ImportError as exc:
         raise ImportError(
-            "digits3: building the speech part needs the speech plugin "
-            "(pip install manyview-speech, which brings espeakng-loader); "
-            f"import failed: {exc}"
+            "digits3: building the speech part needs manyview-speech, a dependency of "
+            f"manyview-digits3 (pip install manyview-digits3 installs it); import failed: {exc}"
         ) from None
     return synthesis, audio
 

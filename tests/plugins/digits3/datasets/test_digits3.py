@@ -8,12 +8,9 @@ import time
 import pytest
 import torch
 
-pytest.importorskip("manyview_speech")
-pytest.importorskip("sklearn")
-
 import manyview
 from manyview.cli import main
-from manyview.datasets.digits3 import Digits3, build_digits3, text_forms
+from manyview_digits3.datasets.digits3 import Digits3, build_digits3, text_forms
 
 SMALL = {
     "dialects": ("en-us",),
