@@ -20,8 +20,8 @@ import manyview
 import manyview.testing.attention as testing_attention
 from manyview.encoders.attention import MultiheadSelfAttention, xformers_unavailable_reason
 from manyview.testing import check_attention_option
+from manyview_text.encoders.open_clip_text import OpenCLIPText
 from manyview_text.models import build_clip
-from manyview_text.text_encoder import OpenCLIPText
 
 TEXTS = ["a photo of the digit seven", "the spoken word three", "a dog"]
 

@@ -97,6 +97,14 @@ def test_dropout_follows_the_mode_of_a_deep_copy():
     assert torch.equal(student(SENTENCES), student(SENTENCES))
 
 
+def test_deep_copies_are_independent():
+    enc = OpenCLIPText(dropout=0.1)
+    twin = copy.deepcopy(enc)
+    with torch.no_grad():
+        next(twin.parameters()).add_(1.0)
+    assert not torch.equal(next(twin.parameters()), next(enc.parameters()))
+
+
 def test_dropout_keeps_open_clip_state_dict_keys():
     a, b = OpenCLIPText(dropout=0.1), OpenCLIPText()
     assert a.state_dict().keys() == b.state_dict().keys()

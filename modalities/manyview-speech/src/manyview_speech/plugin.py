@@ -40,7 +40,7 @@ def manyview_register_views(register: Any) -> None:
 
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
-    """Log-mel CNN / transformer, wav2vec2, HuBERT, and a character n-gram text encoder."""
+    """Log-mel CNN / transformer, wav2vec2 and HuBERT."""
     register(
         "logmel_cnn",
         f"{_PKG}.encoders.logmel:LogMelEncoder",
@@ -64,12 +64,6 @@ def manyview_register_encoders(register: Any) -> None:
         f"{_PKG}.encoders.wav2vec2:HuBERTEncoder",
         summary="torchaudio HuBERT over waveforms, mean-pooled (random init or local weights)",
         modality="audio",
-    )
-    register(
-        "char_ngram",
-        f"{_PKG}.encoders.char_ngram:CharNgramEncoder",
-        summary="Learned bag of hashed character n-grams of short texts (audio-text training)",
-        modality="text",
     )
 
 

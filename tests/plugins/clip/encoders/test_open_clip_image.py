@@ -7,7 +7,8 @@ import torch
 
 import manyview
 from manyview.testing import check_encoder
-from manyview_text import OpenCLIPImage, build_clip
+from manyview_clip import OpenCLIPImage
+from manyview_text import build_clip
 
 
 @pytest.fixture

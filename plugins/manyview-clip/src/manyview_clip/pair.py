@@ -1,4 +1,6 @@
-"""A whole open_clip CLIP model as a pair of manyview encoders that share it."""
+"""A whole open_clip CLIP model as a pair of manyview encoders that share it: the image
+tower (``open_clip_image``, this package) and the text tower (``open_clip_text``,
+manyview-text)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from manyview_text.image_encoder import OpenCLIPImage
+from manyview_clip.encoders.open_clip_image import OpenCLIPImage
+from manyview_text.encoders.open_clip_text import OpenCLIPText
 from manyview_text.models import build_clip
-from manyview_text.text_encoder import OpenCLIPText
 
 __all__ = ["OpenCLIPPair", "open_clip_pair"]
 
@@ -28,8 +30,8 @@ class OpenCLIPPair:
     Attributes:
         model: the ``open_clip.CustomTextCLIP`` (``encode_image``, ``encode_text``,
             ``logit_scale``, ``forward(image, tokens)``).
-        image: an :class:`~manyview_text.image_encoder.OpenCLIPImage` on ``model.visual``.
-        text: an :class:`~manyview_text.text_encoder.OpenCLIPText` on ``model.text``.
+        image: an :class:`~manyview_clip.encoders.open_clip_image.OpenCLIPImage` on ``model.visual``.
+        text: an :class:`~manyview_text.encoders.open_clip_text.OpenCLIPText` on ``model.text``.
         config: the resolved open_clip config.
     """
 

@@ -1,18 +1,19 @@
-"""A whole CLIP model as two encoders: sharing, training with the core losses, recipes."""
+"""manyview-clip's open_clip_pair: one CLIP model as two encoders: sharing, training with
+the core losses, recipes."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from torch.utils.data import default_collate
 
 import manyview
+from manyview.benchmarks.prompts import DIGIT_NAMES
 from manyview.config import validate
 from manyview.recipes.contrastive import ContrastiveRecipe
-from manyview_text import OpenCLIPImage, OpenCLIPText, open_clip_pair
-from manyview_text.prompts import DIGIT_NAMES
+from manyview_clip import OpenCLIPImage, open_clip_pair
+from manyview_text import OpenCLIPText
 
 CAPTIONS = [f"a photo of the digit {name}" for name in DIGIT_NAMES]
 
@@ -121,37 +122,8 @@ def test_the_contrastive_recipe_trains_image_and_text():
     assert sum(losses[-3:]) / 3 < 0.6 * losses[0], losses
 
 
-def test_simcse_through_the_contrastive_recipe():
-    """The documented SimCSE configuration: the ``simcse`` view, two views, an encoder with
-    dropout; the two views of a sentence differ in training mode only."""
-    config = _config(
-        {
-            "text": {
-                "encoder": "open_clip_text",
-                "encoder_options": {"dropout": 0.1},
-                "views": [{"name": "simcse"}],
-                "num_views": 2,
-            }
-        },
-        [{"name": "infonce", "options": {"temperature": 0.05}}],
-    )
-    data = _digits(8)
-    recipe = ContrastiveRecipe(config, data)
-    batch = default_collate(data)
-    recipe.train()
-    out = recipe.step(batch, torch.Generator().manual_seed(0))
-    z = out.embeddings
-    assert z.shape == (8, 2, 64) and torch.isfinite(out.loss)
-    assert not torch.allclose(z[:, 0], z[:, 1])
-    recipe.eval()
-    with torch.no_grad():
-        z = recipe.embed(batch, torch.Generator().manual_seed(0))
-    assert torch.equal(z[:, 0], z[:, 1])
-
-
-@pytest.mark.parametrize("make", [lambda: OpenCLIPText(dropout=0.1), lambda: open_clip_pair().text])
-def test_deep_copies_are_independent(make):
-    enc = make()
+def test_deep_copies_of_a_pair_tower_are_independent():
+    enc = open_clip_pair().text
     twin = copy.deepcopy(enc)
     with torch.no_grad():
         next(twin.parameters()).add_(1.0)

@@ -15,7 +15,7 @@ class CharNgramEncoder(nn.Module):
     character n-grams (of ``"<" + text + ">"``), then LayerNorm and a linear layer.
 
     Enough for short texts such as words and labels (the spoken-word datasets); for captions
-    use a real text tower (manyview-text). Hashing is stable (CRC32), so a trained model
+    use a real text tower (``open_clip_text``). Hashing is stable (CRC32), so a trained model
     keeps its meaning across processes.
 
     Args:

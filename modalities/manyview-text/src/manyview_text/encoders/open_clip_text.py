@@ -170,7 +170,7 @@ class OpenCLIPText(nn.Module):
         """The text encoder of an existing ``open_clip.CustomTextCLIP`` (its ``text`` tower,
         shared, not copied: training the encoder trains ``clip``; ``attention="xformers"``
         swaps the attention modules of ``clip.text`` itself). See
-        :func:`manyview_text.open_clip_pair`."""
+        :func:`manyview_clip.open_clip_pair` (manyview-clip)."""
         check_backend(attention, "open_clip_text: attention")
         tower = getattr(clip, "text", None)
         if tower is None or not hasattr(tower, "token_embedding"):

@@ -66,7 +66,7 @@ class OpenCLIPImage(nn.Module):
         cls, clip: nn.Module, *, normalize: bool = False, preprocess: bool = True
     ) -> OpenCLIPImage:
         """The image encoder of an existing open_clip model (its ``visual`` tower, shared,
-        not copied). See :func:`manyview_text.open_clip_pair`."""
+        not copied). See :func:`manyview_clip.open_clip_pair`."""
         tower = getattr(clip, "visual", None)
         if not isinstance(tower, nn.Module):
             raise ValueError(
