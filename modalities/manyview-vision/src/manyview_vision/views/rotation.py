@@ -1,5 +1,8 @@
 """Rotated copies of each image, the input transformations of SLA (Lee, Hwang, Shin,
-"Self-supervised Label Augmentation via Input Transformations", ICML 2020)."""
+"Self-supervised Label Augmentation via Input Transformations", ICML 2020).
+
+The core's ``sla`` loss (:mod:`manyview.distill.sla`) reads the joint labels of these copies
+(:func:`manyview.distill.sla.joint_labels`)."""
 
 from __future__ import annotations
 
@@ -8,25 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Rotation", "decode_joint_labels", "joint_labels"]
-
-
-def joint_labels(labels: Tensor, m: int) -> Tensor:
-    """Joint labels ``y * m + j`` (N·m,) for the m transformed copies of each sample, in the
-    row order of :class:`Rotation` (sample i's copies at rows i·m .. i·m + m - 1)."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"joint_labels: m must be a positive int, got {m!r}")
-    if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point():
-        raise ValueError("joint_labels: labels must be an integer tensor of shape (N,)")
-    j = torch.arange(m, device=labels.device, dtype=labels.dtype)
-    return (labels[:, None] * m + j[None, :]).reshape(-1)
-
-
-def decode_joint_labels(joint: Tensor, m: int) -> tuple[Tensor, Tensor]:
-    """Inverse of :func:`joint_labels` element-wise: ``(joint // m, joint % m)`` = (y, j)."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"decode_joint_labels: m must be a positive int, got {m!r}")
-    return torch.div(joint, m, rounding_mode="floor"), torch.remainder(joint, m)
+__all__ = ["Rotation"]
 
 
 class Rotation(nn.Module):
