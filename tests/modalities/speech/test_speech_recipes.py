@@ -244,11 +244,10 @@ def test_audio_text_config_errors():
 
 
 def test_the_shipped_config_runs(tmp_path):
-    from pathlib import Path
-
     from manyview.config import load_config
 
-    path = Path(__file__).parents[3] / "modalities/manyview-speech/configs/spoken_words_supcon.toml"
+    path = manyview.create("config", "spoken_words_supcon")
+    assert manyview.entry("config", "spoken_words_supcon").plugin == "manyview-speech"
     config = load_config(
         path,
         [

@@ -15,7 +15,7 @@ from manyview.encoders.attention import (
     xformers_unavailable_reason,
 )
 from manyview_speech.features import LogMel, check_waveforms
-from manyview_speech.views import example_waveforms
+from manyview_speech.views.base import example_waveforms
 
 
 class LogMelEncoder(nn.Module):
