@@ -48,8 +48,10 @@ loss = manyview.create("loss", "{loss_name}", t=2.0)
 value = loss(torch.randn(32, 3, 128))   # (N, M, D): M views of N instances
 ```
 
-Add more losses, views, encoders, teachers, datasets, benchmarks or recipes in
-`src/{package}/plugin.py` with the matching `manyview_register_*` hooks.
+Add more losses, views, encoders, teachers, datasets, benchmarks, recipes, configs or
+readers in `src/{package}/plugin.py` with the matching `manyview_register_*` hooks, one
+module per concept in a folder per kind (`losses/`, `views/`, `encoders/`, `datasets/`, ...),
+as manyview's own plugin distributions do.
 """
 
 _INIT = '''"""{dist}: a manyview plugin."""
@@ -68,9 +70,12 @@ def manyview_register_losses(register):
     # `manyview list` does not import torch.
     register(
         "{loss_name}",
-        "{package}.losses:AlignUniform",
+        "{package}.losses.align_uniform:AlignUniform",
         summary="Alignment plus uniformity on the hypersphere (Wang & Isola 2020)",
     )
+'''
+
+_LOSSES_INIT = '''"""This plugin's losses, one module each."""
 '''
 
 _LOSSES = '''"""Alignment and uniformity (Wang & Isola, ICML 2020) as a manyview loss over M views."""
@@ -175,7 +180,8 @@ def scaffold_plugin(name: str, directory: str | Path = ".", *, force: bool = Fal
         "README.md": _README,
         f"src/{package}/__init__.py": _INIT,
         f"src/{package}/plugin.py": _PLUGIN,
-        f"src/{package}/losses.py": _LOSSES,
+        f"src/{package}/losses/__init__.py": _LOSSES_INIT,
+        f"src/{package}/losses/align_uniform.py": _LOSSES,
         "tests/test_plugin.py": _TEST,
     }
     for rel, template in files.items():

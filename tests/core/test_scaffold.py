@@ -23,7 +23,8 @@ def test_scaffold_writes_a_package(tmp_path, capsys):
     assert '[project.entry-points.manyview]\ndemo_loss = "manyview_demo_loss.plugin"' in pyproject
     plugin = (root / "src/manyview_demo_loss/plugin.py").read_text()
     assert (
-        '"demo_loss_align_uniform"' in plugin and "manyview_demo_loss.losses:AlignUniform" in plugin
+        '"demo_loss_align_uniform"' in plugin
+        and "manyview_demo_loss.losses.align_uniform:AlignUniform" in plugin
     )
     assert (root / "tests/test_plugin.py").exists() and (root / "README.md").exists()
     for path in root.rglob("*.py"):
