@@ -39,7 +39,7 @@ import torch
 
 from manyview.benchmarks import crossmodal
 from manyview.config import load_config, validate
-from manyview.demo import packaged_config
+from manyview.configs import resolve
 from manyview.training.trainer import Trainer
 
 LOSSES = ("infonce", "pwe", "mv_infonce", "mv_dhel")
@@ -52,7 +52,7 @@ IMAGE_VIEWS = [
 
 def make_config(setting: str, loss: str, seed: int, steps: int) -> dict[str, Any]:
     """The run's validated configuration (the demo's, with the setting's modalities)."""
-    base = load_config(packaged_config("digits3-mv_infonce.toml"))
+    base = load_config(resolve("digits3-mv_infonce"))
     raw = {
         "run": {
             **base["run"],

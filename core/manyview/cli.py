@@ -127,14 +127,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         out = str(Path("runs") / f"{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    from pathlib import Path
+    from manyview.configs import resolve
 
-    if not Path(config_path).is_file():  # a configuration shipped with manyview, by name
-        from manyview.demo import packaged_config
-
-        config_path = str(packaged_config(config_path) or config_path)
     try:
-        config = load_config(config_path, args.set)
+        config = load_config(resolve(config_path), args.set)
         from manyview.training.checkpoint import CheckpointError
         from manyview.training.trainer import Trainer, TrainingError
 
@@ -249,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser(
-        "demo", help="build digits3, train image + speech + text together, benchmark, print"
+        "demo",
+        help="train the registered `demo` configuration and benchmark it (manyview-digits3: "
+        "digits as images, speech and text)",
     )
     p.add_argument("--out", help="run directory (default: runs/demo-<date>-<time>)")
     p.add_argument("--steps", type=int, help="training steps (default: the demo config's)")
@@ -263,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train a recipe from a TOML configuration")
-    p.add_argument("config", nargs="?", help="the configuration (TOML)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="the configuration: a TOML file, or a registered name (`manyview list config`)",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -295,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="skip the random-init model")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("data", help="build and cache datasets made offline (digits3)")
+    p = sub.add_parser("data", help="build and cache datasets made offline (e.g. digits3)")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("build", help="build a dataset's cache (reused when valid)")
     q.add_argument("name", help="the dataset, e.g. digits3")

@@ -1,30 +1,44 @@
-"""``manyview demo``: the tri-modal digits demo, offline, on the CPU, in a few minutes.
+"""``manyview demo``: train the registered configuration ``demo``, benchmark it, print.
 
-Builds ``digits3`` (digit images, digits spoken by eSpeak NG voices — the test split's voices
-never trained on — and digit words), trains image + speech + text together with one
-``mv_infonce`` call over the three modalities, runs the ``crossmodal`` benchmark against the
-untrained model, and prints the table.
+The demo is whatever an installed plugin registers as the configuration ``demo``:
+manyview-digits3 registers the tri-modal digits demo (digit images, digits spoken by eSpeak
+NG voices — the test split's voices never trained on — and digit words, trained together
+with one ``mv_infonce`` call over the three modalities, offline, on the CPU, in a few
+minutes). The run is benchmarked by the ``crossmodal`` suite against the untrained model and
+the main rows are printed. Without such a plugin the command says which package to install.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-CONFIG = "digits3-mv_infonce.toml"
+DEMO = "demo"
+"""The registered configuration ``manyview demo`` trains."""
+
+DEMO_PACKAGE = "manyview-digits3"
+"""The distribution that registers it."""
 
 
-def packaged_config(name: str) -> Path | None:
-    """A configuration shipped inside the package (``manyview/configs/NAME[.toml]``)."""
-    folder = resources.files("manyview") / "configs"
-    for candidate in (name, f"{name}.toml"):
-        path = folder / candidate
-        if path.is_file():
-            return Path(str(path))
-    return None
+def demo_config() -> Path:
+    """The TOML file of the registered configuration ``demo``.
+
+    Raises:
+        ConfigError: no installed plugin registers it (the message names the package).
+    """
+    import manyview
+    from manyview.config import ConfigError
+    from manyview.configs import resolve
+
+    names = manyview.available("config")  # an ambiguous name is listed qualified
+    if DEMO not in names and not any(name.endswith(f":{DEMO}") for name in names):
+        raise ConfigError(
+            f"no installed plugin registers the {DEMO!r} configuration; install "
+            f"{DEMO_PACKAGE} (pip install {DEMO_PACKAGE}, or pip install 'manyview[demo]')"
+        )
+    return resolve(DEMO)
 
 
 def _summary(rows: list[dict[str, Any]]) -> str:
@@ -57,21 +71,22 @@ def run_demo(
     from manyview.config import load_config
     from manyview.training.trainer import Trainer
 
-    config_path = packaged_config(CONFIG)
-    if config_path is None:  # pragma: no cover - a broken installation
-        raise FileNotFoundError(f"the demo configuration {CONFIG} is missing from the package")
+    config_path = demo_config()
     sets = list(overrides or [])
     if steps is not None:
         sets.append(f"run.steps={int(steps)}")
     config = load_config(config_path, sets)
     out = Path(out) if out is not None else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    data = config["data"]["name"]
+    losses = " + ".join(loss["name"] for loss in config.get("losses", [])) or "training"
     print(
-        f"manyview demo: digits3 (image + speech + text), {config['run']['steps']} steps of "
-        f"mv_infonce on {config['run']['device']}; outputs in {out}",
+        f"manyview demo: {data} ({' + '.join(config['modalities'])}), "
+        f"{config['run']['steps']} steps of {losses} on {config['run']['device']}; "
+        f"outputs in {out}",
         file=sys.stderr,
     )
     start = time.perf_counter()
-    print("building or loading digits3 (cached after the first run) ...", file=sys.stderr)
+    print(f"building or loading {data} (cached after the first run) ...", file=sys.stderr)
     Trainer(config, out).fit()
     trained = time.perf_counter() - start
     print("benchmarking against the untrained model ...", file=sys.stderr)

@@ -54,8 +54,10 @@ loss = manyview.create("loss", "{loss_name}", t=2.0)
 value = loss(torch.randn(32, 3, 128))   # (N, M, D): M views of N instances
 ```
 
-Add more losses, views, encoders, teachers, datasets, benchmarks or recipes in
-`src/{package}/plugin.py` with the matching `manyview_register_*` hooks.
+Add more losses, views, encoders, teachers, datasets, benchmarks, recipes, configs or
+readers in `src/{package}/plugin.py` with the matching `manyview_register_*` hooks, one
+module per concept in a folder per kind (`losses/`, `views/`, `encoders/`, `datasets/`, ...),
+as manyview's own plugin distributions do.
 """
 
 _INIT = '''"""{dist}: a manyview plugin."""
@@ -74,9 +76,12 @@ def manyview_register_losses(register):
     # `manyview list` does not import torch.
     register(
         "{loss_name}",
-        "{package}.losses:AlignUniform",
+        "{package}.losses.align_uniform:AlignUniform",
         summary="Alignment plus uniformity on the hypersphere (Wang & Isola 2020)",
     )
+'''
+
+_LOSSES_INIT = '''"""This plugin's losses, one module each."""
 '''
 
 _LOSSES = '''"""Alignment and uniformity (Wang & Isola, ICML 2020) as a manyview loss over M views."""
@@ -164,7 +169,7 @@ manyview list recipe        # shows {recipe_name}
 pytest                      # manyview's loss, teacher and recipe contract checks
 ```
 
-Train it from a configuration (the recipe's `example_config` in `recipes.py` is one):
+Train it from a configuration (the recipe's `example_config` in `recipes/mean_teacher.py` is one):
 
 ```toml
 [run]
@@ -195,7 +200,7 @@ def manyview_register_losses(register):
     # `manyview list` does not import torch.
     register(
         "{loss_name}",
-        "{package}.losses:AlignUniform",
+        "{package}.losses.align_uniform:AlignUniform",
         summary="Alignment plus uniformity on the hypersphere (Wang & Isola 2020)",
     )
 
@@ -204,7 +209,7 @@ def manyview_register_losses(register):
 def manyview_register_teachers(register):
     register(
         "{teacher_name}",
-        "{package}.teachers:MeanTeacher",
+        "{package}.teachers.mean_teacher:MeanTeacher",
         summary="Exponential moving average of the student (Tarvainen & Valpola 2017)",
     )
 
@@ -213,9 +218,15 @@ def manyview_register_teachers(register):
 def manyview_register_recipes(register):
     register(
         "{recipe_name}",
-        "{package}.recipes:MeanTeacherRecipe",
+        "{package}.recipes.mean_teacher:MeanTeacherRecipe",
         summary="Multi-view loss plus consistency with an EMA teacher, on one modality",
     )
+'''
+
+_TEACHERS_INIT = '''"""This plugin's teachers, one module each."""
+'''
+
+_RECIPES_INIT = '''"""This plugin's recipes, one module each."""
 '''
 
 _TEACHERS = '''"""A mean teacher (Tarvainen & Valpola, NeurIPS 2017), written to manyview's teacher protocol.
@@ -466,12 +477,15 @@ def scaffold_plugin(
         "README.md": _README if kind == "loss" else _README_OBJECTIVE,
         f"src/{package}/__init__.py": _INIT,
         f"src/{package}/plugin.py": _PLUGIN if kind == "loss" else _PLUGIN_OBJECTIVE,
-        f"src/{package}/losses.py": _LOSSES,
+        f"src/{package}/losses/__init__.py": _LOSSES_INIT,
+        f"src/{package}/losses/align_uniform.py": _LOSSES,
         "tests/test_plugin.py": _TEST if kind == "loss" else _TEST_OBJECTIVE,
     }
     if kind == "objective":
-        files[f"src/{package}/teachers.py"] = _TEACHERS
-        files[f"src/{package}/recipes.py"] = _RECIPES
+        files[f"src/{package}/teachers/__init__.py"] = _TEACHERS_INIT
+        files[f"src/{package}/teachers/mean_teacher.py"] = _TEACHERS
+        files[f"src/{package}/recipes/__init__.py"] = _RECIPES_INIT
+        files[f"src/{package}/recipes/mean_teacher.py"] = _RECIPES
     for rel, template in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def test_list_json_shows_a_callable_factorys_module_and_name(capsys, fresh_plugi
 
     manager.register_plugin(Readers(), name="readers", distribution="dist-readers")
     assert main(["list", "reader", "--json"]) == 0
-    [row] = json.loads(capsys.readouterr().out)
+    [row] = [r for r in json.loads(capsys.readouterr().out) if r["name"] == "flac"]
     assert row == {
         "name": "flac",
         "plugin": "dist-readers",
@@ -71,7 +71,9 @@ def test_list_json_shows_a_callable_factorys_module_and_name(capsys, fresh_plugi
     assert main(["list", "readers"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["name", "plugin", "modality", "summary"]
-    assert table[2].split() == ["flac", "dist-readers", "audio", "Read", "FLAC", "files."]
+    assert ["flac", "dist-readers", "audio", "Read", "FLAC", "files."] in [
+        line.split() for line in table[2:]
+    ]
 
 
 def test_list_config(capsys, fresh_plugins, tmp_path):
@@ -83,7 +85,7 @@ def test_list_config(capsys, fresh_plugins, tmp_path):
             register("tiny_run", lambda: tmp_path / "tiny.toml", summary="a tiny run")
 
     assert main(["list", "config"]) == 0
-    assert "no config is registered" in capsys.readouterr().out
+    assert "tiny_run" not in capsys.readouterr().out
     manager.register_plugin(Configs(), name="configs")
     assert main(["list", "config"]) == 0
     assert "tiny_run" in capsys.readouterr().out
@@ -132,7 +134,15 @@ def test_plugins_json(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["list", "loss"], ["list", "view", "--json"], ["plugins"], ["plugins", "--json"]],
+    [
+        ["--help"],
+        ["list", "loss"],
+        ["list", "view", "--json"],
+        ["list", "config"],
+        ["list", "reader", "--json"],
+        ["plugins"],
+        ["plugins", "--json"],
+    ],
 )
 def test_fast_commands_do_not_import_torch(run_python, argv):
     code = (

@@ -70,7 +70,7 @@ def test_hook_manyview_register_configs(fresh_plugins, tmp_path):
             register("shipped", lambda: path, summary="a configuration a plugin ships")
 
     assert manager.register_plugin(Configs(), name="configs").status == "loaded"
-    assert manyview.available("configs") == ["shipped"]
+    assert "shipped" in manyview.available("configs")
     found = manyview.create("config", "shipped")
     assert isinstance(found, Path) and found.read_text().startswith("[data]")
 

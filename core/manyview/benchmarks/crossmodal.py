@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.benchmarks import BenchmarkError
+from manyview.benchmarks.prompts import format_prompts
 from manyview.benchmarks.scores import (
     ensemble_prompts,
     knn_accuracy,
@@ -142,13 +143,6 @@ def embed_split(
 
 
 def _prompts(class_names: Sequence[str], templates: Any) -> list[list[str]]:
-    try:
-        from manyview_text.prompts import format_prompts
-    except ImportError:  # the text plugin is optional: plain str.format templates
-        temps = [templates] if isinstance(templates, str) else list(templates)
-        if any(t in ("plain",) for t in temps):
-            temps = ["{}"]
-        return [[t.format(c) if isinstance(t, str) else t(c) for t in temps] for c in class_names]
     try:
         return format_prompts(list(class_names), templates)
     except ValueError as exc:

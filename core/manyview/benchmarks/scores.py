@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from manyview.benchmarks import BenchmarkError
+from manyview.benchmarks.prompts import ensemble
 
 __all__ = [
     "ensemble_prompts",
@@ -115,7 +116,7 @@ def ensemble_prompts(embeddings: Tensor) -> Tensor:
     if not isinstance(embeddings, Tensor) or embeddings.dim() != 3:
         shape = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else embeddings
         raise BenchmarkError(f"ensemble_prompts: expects (C, T, D), got {shape}")
-    return F.normalize(F.normalize(embeddings.float(), dim=-1).mean(dim=1), dim=-1)
+    return ensemble(embeddings.float())
 
 
 def zero_shot_accuracy(

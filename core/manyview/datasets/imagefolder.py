@@ -12,13 +12,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from manyview.datasets.files import (
-    IMAGE_EXTENSIONS,
-    DataFileError,
-    check_on_error,
-    image_size_pair,
-    read_image,
-)
+from manyview.datasets.files import IMAGE_EXTENSIONS, DataFileError, check_on_error, image_size_pair
+from manyview.readers.image import read_image
 
 __all__ = ["ImageFolder"]
 

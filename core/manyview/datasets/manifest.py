@@ -23,13 +23,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from manyview.datasets.files import (
-    DataFileError,
-    check_on_error,
-    image_size_pair,
-    read_audio_clip,
-    read_image,
-)
+from manyview.datasets.files import DataFileError, check_on_error, image_size_pair
+from manyview.readers import get_reader
 
 __all__ = ["KINDS", "Manifest"]
 
@@ -88,9 +83,12 @@ class Manifest(Dataset):
     ``"audio"`` or ``"text"``, and by default every column whose name starts with one of
     these is used as that kind (``image``, ``image_left``, ``text_caption``...). The
     optional ``label`` column gives the class: whole numbers are used as they are, other
-    values are class names (sorted names give the ids). Every file is read now: images as
-    float32 ``(C, H, W)`` in [0, 1] (Pillow), audio mono at ``sample_rate``, cut or padded
-    to ``clip_seconds`` (the speech plugin).
+    values are class names (sorted names give the ids). Every file is read now, by the
+    registered reader of its kind (:mod:`manyview.readers`): images as float32
+    ``(C, H, W)`` in [0, 1] (the core's ``image`` reader, Pillow), audio mono at
+    ``sample_rate``, cut or padded to ``clip_seconds`` (the ``audio`` reader of
+    manyview-speech; without it an audio column raises
+    :class:`~manyview.readers.ReaderNotFoundError` naming the package).
 
     Bad rows -- a ragged CSV row (too few or too many fields), a JSONL line that is not an
     object or lacks a column, an empty cell, a missing file, an unreadable file -- are
@@ -159,7 +157,22 @@ class Manifest(Dataset):
             if len(set(header)) != len(header):
                 raise ValueError(f"{who}: {path}: the header repeats a column name: {header}")
         has_label = header is not None and label in header
-        samples_per_clip = max(1, round(clip_seconds * sample_rate))
+        options = {
+            "image": {"mode": image_mode, "size": size},
+            "audio": {
+                "sample_rate": sample_rate,
+                "samples": max(1, round(clip_seconds * sample_rate)),
+            },
+        }
+        readers: dict[str, Any] = {}
+
+        def reader(kind: str) -> Any:
+            if kind not in readers:
+                readers[kind] = get_reader(kind, who=who, **options[kind])
+            return readers[kind]
+
+        for kind in sorted(set(columns.values()) - {"text"}):  # a missing one fails before any row
+            reader(kind)
         base = path.parent
 
         self.skipped: list[tuple[int, str]] = []
@@ -207,13 +220,8 @@ class Manifest(Dataset):
                             f"{kind} file {value.strip()!r} not found (looked for {file})"
                         )
                     try:
-                        if kind == "image":
-                            item[column] = read_image(file, mode=image_mode, size=size)
-                        else:
-                            item[column] = read_audio_clip(
-                                file, sample_rate=sample_rate, samples=samples_per_clip
-                            )
-                    except (DataFileError, FileNotFoundError) as exc:
+                        item[column] = reader(kind)(file)
+                    except (ValueError, FileNotFoundError) as exc:
                         raise DataFileError(str(exc)) from None
                 if has_label:
                     value = record[label]

@@ -1,10 +1,14 @@
-"""Built-in datasets and encoders of the core."""
+"""Built-in datasets, readers, configurations, encoders, recipes and benchmarks of the core."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from manyview.hookspecs import hookimpl
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+"""The image reader's file endings (``manyview.datasets.files.IMAGE_EXTENSIONS``, written out
+here so that listing imports nothing heavy)."""
 
 
 @hookimpl
@@ -14,12 +18,6 @@ def manyview_register_datasets(register: Any) -> None:
         "manyview.datasets.synthetic:SyntheticModalities",
         summary="Class-structured vectors in several modalities, made offline from a seed",
         modalities="vector",
-    )
-    register(
-        "digits3",
-        "manyview.datasets.digits3:Digits3",
-        summary="Digits as images, eSpeak NG speech and text, built offline and cached",
-        modalities="image,audio,text",
     )
     register(
         "manifest",
@@ -32,6 +30,26 @@ def manyview_register_datasets(register: Any) -> None:
         "manyview.datasets.imagefolder:ImageFolder",
         summary="Image files in class subfolders; unreadable files are skipped and counted",
         modalities="image",
+    )
+
+
+@hookimpl
+def manyview_register_configs(register: Any) -> None:
+    register(
+        "quickstart",
+        "manyview.configs:quickstart",
+        summary="Two vector modalities of the synthetic dataset, 4 views, one mv_dhel call",
+    )
+
+
+@hookimpl
+def manyview_register_readers(register: Any) -> None:
+    register(
+        "image",
+        "manyview.readers.image:ImageReader",
+        summary="Image files through Pillow to float32 (C, H, W) in [0, 1], optionally resized",
+        modality="image",
+        suffixes=IMAGE_SUFFIXES,
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from manyview.hookspecs import hookimpl
 
-_EXAMPLES = "manyview.teachers.examples"
+_EXAMPLES = "manyview.testing.examples"
 
 BUILTIN_TEACHERS: dict[str, tuple[str, str]] = {
     "ema": (

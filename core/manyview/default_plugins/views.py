@@ -27,9 +27,3 @@ def manyview_register_views(register: Any) -> None:
         summary="Zero each feature with probability p, per sample",
         modality="vector",
     )
-    register(
-        "rotation",
-        "manyview.views.rotation:Rotation",
-        summary="Rotated copies by 0/90/180/270 degrees, contiguous per sample (SLA)",
-        modality="image",
-    )

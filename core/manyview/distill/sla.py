@@ -2,9 +2,9 @@ r"""Self-supervised label augmentation, SLA and SLA+SD (Lee, Hwang, Shin, "Self-
 Label Augmentation via Input Transformations", ICML 2020).
 
 One classifier over the joint label space (class i, transformation j) ↦ iM + j, trained on
-the M transformed copies of each input (:class:`manyview.views.rotation.Rotation`). At test
-time :func:`single` reads slot j = 0 of the untransformed copy and :func:`aggregate`
-averages slot j of copy j. SLA+SD distils the aggregate into an extra N-way head on the
+the M transformed copies of each input (manyview-vision's ``rotation`` view makes them; the
+joint labels are :func:`joint_labels`). At test time :func:`single` reads slot j = 0 of the
+untransformed copy and :func:`aggregate` averages slot j of copy j. SLA+SD distils the aggregate into an extra N-way head on the
 untransformed input, so one forward pass recovers the aggregated accuracy. Follows
 ``create_sla_trainer`` / ``create_sla_sd_trainer`` of the official ``hankook/SLA``.
 """
@@ -24,9 +24,26 @@ from manyview.distill.base import (
     check_tensor,
 )
 from manyview.losses.base import check_labels
-from manyview.views.rotation import joint_labels
 
-__all__ = ["SLALoss", "aggregate", "single"]
+__all__ = ["SLALoss", "aggregate", "decode_joint_labels", "joint_labels", "single"]
+
+
+def joint_labels(labels: Tensor, m: int) -> Tensor:
+    """Joint labels ``y * m + j`` (N·m,) for the m transformed copies of each sample, in the
+    row order of the ``rotation`` view (sample i's copies at rows i·m .. i·m + m - 1)."""
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"joint_labels: m must be a positive int, got {m!r}")
+    if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point():
+        raise ValueError("joint_labels: labels must be an integer tensor of shape (N,)")
+    j = torch.arange(m, device=labels.device, dtype=labels.dtype)
+    return (labels[:, None] * m + j[None, :]).reshape(-1)
+
+
+def decode_joint_labels(joint: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """Inverse of :func:`joint_labels` element-wise: ``(joint // m, joint % m)`` = (y, j)."""
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"decode_joint_labels: m must be a positive int, got {m!r}")
+    return torch.div(joint, m, rounding_mode="floor"), torch.remainder(joint, m)
 
 
 def _split(joint_logits: Tensor, m: int, who: str) -> tuple[int, int]:
@@ -81,14 +98,15 @@ class SLALoss(DistillationLoss):
         aggregate_ce: also add CE(z^agg, y) (official ``with_training_agg``; default ``False``).
 
     Inputs: ``views`` — joint logits (N·M, C·M) on the transformed batch, rows contiguous per
-    sample (row iM + j is copy j of sample i, as :class:`~manyview.views.rotation.Rotation`
-    makes them); ``labels`` (N,) class ids; optional ``head_logits`` (N, C) of the extra head
+    sample (row iM + j is copy j of sample i, as manyview-vision's ``rotation`` view makes
+    them); ``labels`` (N,) class ids; optional ``head_logits`` (N, C) of the extra head
     on the untransformed inputs (or (N·M, C) on the whole transformed batch, of which rows
     iM — copy 0 — are used, as the official code does). Output: 0-dim.
 
     Example::
 
-        rot, loss = Rotation(), manyview.create("loss", "sla", num_transforms=4)
+        rot = manyview.create("view", "rotation")  # manyview-vision
+        loss = manyview.create("loss", "sla", num_transforms=4)
         feats = backbone(rot(x))                       # (4N, F)
         value = loss(joint_head(feats), labels=y, head_logits=sd_head(feats))
     """

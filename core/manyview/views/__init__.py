@@ -1,7 +1,6 @@
 """Views that come with the core (modality plugins add their own)."""
 
 from manyview.views.embedding_noise import EmbeddingNoise
-from manyview.views.rotation import Rotation
 from manyview.views.vector import FeatureMask, GaussianNoise
 
-__all__ = ["EmbeddingNoise", "FeatureMask", "GaussianNoise", "Rotation"]
+__all__ = ["EmbeddingNoise", "FeatureMask", "GaussianNoise"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import manyview
-from manyview.testing_benchmarks import check_benchmark, tiny_run
+from manyview.testing.benchmarks import check_benchmark, tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import manyview
-from manyview.testing_datasets import DatasetContractTests, check_dataset
+from manyview.testing.datasets import DatasetContractTests, check_dataset
 
 
 class TestSynthetic(DatasetContractTests):

@@ -13,6 +13,7 @@ import manyview
 from manyview.datasets.files import DataFileError
 from manyview.datasets.imagefolder import ImageFolder
 from manyview.datasets.manifest import Manifest
+from manyview.readers import ReaderNotFoundError
 
 
 def _png(path, value=0, size=(6, 4), mode="RGB"):
@@ -193,6 +194,21 @@ def test_manifest_audio_column(tmp_path):
         Manifest(m, on_error="raise")
 
 
+def test_manifest_audio_column_without_an_audio_reader(tmp_path, monkeypatch, fresh_plugins):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "manyview-speech")
+    manyview.manager.reload()
+    assert "audio" not in manyview.available("reader")
+    m = _csv(tmp_path / "m.csv", ["audio,text", "a.wav,hello"])
+    with pytest.raises(ReaderNotFoundError) as caught:
+        Manifest(m)
+    message = str(caught.value)
+    assert message.startswith("manifest: ") and "\n" not in message
+    assert "audio files" in message and "pip install manyview-speech" in message
+    _png(tmp_path / "a.png")
+    images = _csv(tmp_path / "i.csv", ["image,text", "a.png,hello"])
+    assert len(Manifest(images)) == 1  # the image reader is the core's own
+
+
 def test_manifest_bad_setup(tmp_path):
     with pytest.raises(ValueError, match="is not a file"):
         Manifest(tmp_path / "none.csv")
@@ -214,5 +230,5 @@ def test_manifest_bad_setup(tmp_path):
 
 
 def test_registered():
-    for name in ("manifest", "imagefolder", "digits3"):
+    for name in ("manifest", "imagefolder"):
         assert name in manyview.available("dataset")

@@ -1,4 +1,5 @@
-"""`manyview demo` end to end (short): digits3, three modalities, benchmark files."""
+"""`manyview demo`: the registered configuration `demo`, the error without it, and a short
+run end to end (digits3, three modalities, benchmark files)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,28 @@ import json
 
 import pytest
 
+import manyview
 from manyview.cli import main
 from manyview.config import load_config
-from manyview.demo import packaged_config
+from manyview.configs import resolve
+from manyview.demo import demo_config
 
 
-def test_packaged_configs_are_found_by_name():
-    for name in (
-        "quickstart",
-        "digits3-mv_infonce",
-        "digits3-mv_dhel",
-        "digits3-pwe",
-        "digits3-clip",
-    ):
-        path = packaged_config(name)
-        assert path is not None, name
-        config = load_config(path)
-        if name.startswith("digits3"):
-            assert set(config["modalities"]) == {"image", "audio", "text"}
+def test_the_demo_is_the_registered_config_demo():
+    assert demo_config() == resolve("demo") == resolve("digits3-mv_infonce")
+    config = load_config(demo_config())
+    assert set(config["modalities"]) == {"image", "audio", "text"}
+
+
+def test_without_a_demo_config_the_error_names_the_package(monkeypatch, fresh_plugins, capsys):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "manyview-digits3")
+    manyview.manager.reload()
+    assert main(["demo", "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "manyview demo: no installed plugin registers the 'demo' configuration; install "
+        "manyview-digits3 (pip install manyview-digits3, or pip install 'manyview[demo]')"
+    )
 
 
 @pytest.mark.slow

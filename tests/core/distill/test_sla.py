@@ -1,5 +1,5 @@
-"""SLA: the rotation view, joint labels, aggregation, the loss against its loop, the
-stop-gradient of the self-distillation term, and a tiny CNN that overfits with SLA+SD."""
+"""SLA: joint labels, aggregation, the loss against its loop, the stop-gradient of the
+self-distillation term, and a tiny CNN that overfits with SLA+SD."""
 
 from __future__ import annotations
 
@@ -9,42 +9,18 @@ import pytest
 import torch
 
 import manyview
-from manyview.distill.sla import SLALoss, aggregate, single
-from manyview.views.rotation import Rotation, decode_joint_labels, joint_labels
+from manyview.distill.sla import SLALoss, aggregate, decode_joint_labels, joint_labels, single
 
 from . import reference_sd as R
 from ._helpers import RTOL, randn
 
-# --- the view -------------------------------------------------------------------------------
+
+def _rotations(x: torch.Tensor) -> torch.Tensor:
+    """The 4 rotated copies of each image, contiguous per sample."""
+    return torch.stack([torch.rot90(x, k, (2, 3)) for k in range(4)], dim=1).flatten(0, 1)
 
 
-def test_rotation_gives_m_contiguous_copies_per_sample():
-    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
-    out = Rotation()(x)
-    assert out.shape == (8, 1, 3, 3)
-    for i in range(2):
-        for j in range(4):
-            assert torch.equal(out[i * 4 + j], torch.rot90(x[i], j, (1, 2)))
-    assert torch.equal(out[0, 0], x[0, 0])  # copy 0 is the untransformed image
-    # rot90 turns from the first image axis (H) towards the second (W), as SLA does
-    assert out[1, 0].tolist() == [[2.0, 5.0, 8.0], [1.0, 4.0, 7.0], [0.0, 3.0, 6.0]]
-    two = Rotation((0, 180))(torch.randn(3, 2, 4, 6))  # 180 degrees allows non-square
-    assert two.shape == (6, 2, 4, 6)
-    g = torch.Generator().manual_seed(0)
-    assert torch.equal(Rotation()(x, generator=g), out)  # deterministic, generator unused
-    assert Rotation().copies_per_input == 4 == Rotation().num_transforms
-    assert Rotation().example_inputs(5).shape == (5, 3, 8, 8)
-    assert isinstance(manyview.create("view", "rotation"), Rotation)
-
-
-def test_rotation_bad_inputs():
-    with pytest.raises(ValueError, match="square"):
-        Rotation()(torch.randn(2, 3, 4, 6))
-    for rotations, match in [((0, 45), "multiples of 90"), ((0, 360), "distinct"), ((), "empty")]:
-        with pytest.raises(ValueError, match=match):
-            Rotation(rotations)
-    with pytest.raises(ValueError, match="images"):
-        Rotation()(torch.randn(4, 4))
+# --- joint labels ---------------------------------------------------------------------------
 
 
 def test_joint_labels_decode_back():
@@ -170,10 +146,10 @@ def test_tiny_cnn_overfits_64_images_with_sla_sd(one_thread):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(64, 3, 8, 8, generator=gen)
     y = torch.randint(0, 4, (64,), generator=gen)
-    rotate, loss = Rotation(), SLALoss(4)
+    loss = SLALoss(4)
     net = TinyNet(4, 4)
     opt = R.Adam(net.parameters(), lr=3e-3)
-    batch = rotate(x)
+    batch = _rotations(x)  # what manyview-vision's rotation view makes
     first = None
     for _ in range(150):
         joint, head = net(batch)

@@ -1,7 +1,6 @@
 """Local anchors without processes: each rank's ``compute_local`` share of a loss, summed
 over a simulated world, is the whole-batch loss, value and gradient; which losses fall back
-to the full global loss; the distributed helpers outside torch.distributed; the equivalence
-check's reporting (with the ranks' results simulated)."""
+to the full global loss; the distributed helpers outside torch.distributed."""
 
 from __future__ import annotations
 
@@ -11,9 +10,7 @@ import torch.nn.functional as F
 
 import manyview
 from manyview import distributed
-from manyview import testing_distributed as td
 from manyview.losses import InfoNCE, MultiViewLoss
-from manyview.testing import check_distributed_equivalence
 
 G = 12  # global batch
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2, 3, 3, 0, 1, 1, 2])
@@ -125,65 +122,3 @@ def test_unequal_batches_raise_a_value_error(monkeypatch):
         distributed.all_gather_with_grad(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="same shape"):
         distributed.all_gather_no_grad(torch.zeros(4, dtype=torch.long))
-
-
-class _FakePool:
-    """Stands in for the spawned ranks: returns results derived from one process's."""
-
-    def __init__(self, doctor):
-        self.doctor = doctor
-
-    def run(self, specs):
-        out = []
-        for rank in range(2):
-            per_spec = []
-            for spec in specs:
-                ref = td.reference(spec)
-                per_spec.append({mode: self.doctor(ref, rank, mode) for mode in spec["modes"]})
-            out.append(per_spec)
-        return out
-
-
-def _scaled(ref, factor):
-    return {
-        "loss": ref["loss"],
-        "grads": {k: g * factor for k, g in ref["grads"].items()},
-        "buffers": ref["buffers"],
-    }
-
-
-def test_the_check_passes_on_agreeing_ranks_and_names_each_mismatch(monkeypatch):
-    monkeypatch.setattr(td, "pool", lambda *a, **k: _FakePool(lambda ref, r, mode: ref))
-    check_distributed_equivalence("infonce", modes=("full",))
-    # gradients W times too small, as with a gather without gradients (open_clip mode 1)
-    monkeypatch.setattr(
-        td, "pool", lambda *a, **k: _FakePool(lambda ref, r, mode: _scaled(ref, 0.5))
-    )
-    with pytest.raises(AssertionError) as info:
-        check_distributed_equivalence("clip", kwargs={"learnable": True}, modes=("full",))
-    text = str(info.value)
-    for part in (
-        "clip (gather mode 'full', 2 ranks)",
-        "rank 1",
-        "encoder.weight",
-        "loss.logit_scale",
-    ):
-        assert part in text
-
-    # a rank's loss differs from the global loss where every rank computes it
-    def off(ref, rank, mode):
-        return {**ref, "loss": ref["loss"] + (0.1 if rank else -0.1)}
-
-    monkeypatch.setattr(td, "pool", lambda *a, **k: _FakePool(off))
-    check_distributed_equivalence("infonce", modes=("local_anchors",))  # shares may differ
-    with pytest.raises(AssertionError, match="rank 0's loss"):
-        check_distributed_equivalence("infonce", modes=("full",))
-    with pytest.raises(AssertionError, match="every rank computes the global loss"):
-        check_distributed_equivalence("isogclr", modes=("local_anchors",))  # falls back
-
-
-def test_the_check_refuses_bad_arguments():
-    with pytest.raises(ValueError, match="multiple of world_size"):
-        check_distributed_equivalence("infonce", n=7)
-    with pytest.raises(ValueError, match="modes"):
-        check_distributed_equivalence("infonce", modes=("none",))

@@ -2,7 +2,7 @@
 gives the parameter gradients of one process on the whole batch in both gather modes; and
 the trainer on two ranks ends with the weights of one process on the global batch.
 
-The loss checks share one pair of rank processes (``manyview.testing_distributed.pool``),
+The loss checks share one pair of rank processes (``manyview.testing.distributed.pool``),
 so only the first pays for starting them."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from manyview import testing_distributed as td
+import manyview.testing.distributed as td
 from manyview.config import load_config
 from manyview.testing import check_distributed_equivalence
 from manyview.training.checkpoint import load_checkpoint

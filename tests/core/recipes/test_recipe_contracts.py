@@ -8,7 +8,7 @@ import pytest
 import manyview
 from manyview.config import ConfigError
 from manyview.recipes import EmbedRecipe
-from manyview.testing_recipes import (
+from manyview.testing.recipes import (
     RECIPE_CHECKS,
     check_recipe_resume,
     check_recipe_steps,

@@ -271,7 +271,7 @@ class RecordingStudent(nn.Module):
 
 
 def test_privileged_inputs_never_reach_the_student():
-    from manyview.teachers.examples import TwoInputNet
+    from manyview.testing.examples import TwoInputNet
 
     teacher = manyview.create(
         "teacher",
@@ -298,7 +298,7 @@ def test_privileged_inputs_never_reach_the_student():
 
 
 def test_privileged_bad_input():
-    from manyview.teachers.examples import TwoInputNet
+    from manyview.testing.examples import TwoInputNet
 
     net = TwoInputNet().requires_grad_(False)
     with pytest.raises(ValueError, match="sees nothing the student does not"):

@@ -15,15 +15,15 @@ import pytest
 import torch
 from torch import nn
 
-import manyview.attention as attn_mod
-import manyview.testing_attention as testing_attention
-from manyview.attention import (
+import manyview.encoders.attention as attn_mod
+import manyview.testing.attention as testing_attention
+from manyview.encoders.attention import (
     MultiheadSelfAttention,
     use_attention_backend,
     xformers_unavailable_reason,
 )
 from manyview.testing import check_attention_option
-from manyview.testing_attention import reference_xformers_ops as _reference_ops
+from manyview.testing.attention import reference_xformers_ops as _reference_ops
 from manyview_speech.encoders.logmel import LogMelEncoder, LogMelTransformerEncoder
 
 

@@ -18,7 +18,7 @@ from manyview_speech.audio import (
     trim_silence,
     write_audio,
 )
-from manyview_speech.datasets.audio_folder import AudioFolder
+from manyview_speech.datasets.audiofolder import AudioFolder
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])

@@ -1,4 +1,4 @@
-"""Speech encoders: contracts, waveform vs feature inputs, wav2vec2/HuBERT, the text side."""
+"""Speech encoders: contracts, waveform vs feature inputs, wav2vec2/HuBERT."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import torch
 
 import manyview
 from manyview.testing import check_encoder
-from manyview_speech.encoders.char_ngram import CharNgramEncoder
 from manyview_speech.encoders.logmel import LogMelEncoder, LogMelTransformerEncoder
 from manyview_speech.encoders.wav2vec2 import HuBERTEncoder, Wav2Vec2Encoder
 from manyview_speech.views import LogMelView
@@ -37,7 +36,6 @@ def test_registered_with_their_modality():
     assert {kinds[n] for n in ("logmel_cnn", "logmel_transformer", "wav2vec2", "hubert")} == {
         "audio"
     }
-    assert kinds["char_ngram"] == "text"
     assert all(manyview.entry("view", n).modality == "audio" for n in SPEECH_VIEWS)
 
 
@@ -112,14 +110,3 @@ def test_wav2vec2_weights_from_a_local_file(tmp_path, suffix):
         )
     with pytest.raises(ValueError, match="no such file"):
         Wav2Vec2Encoder(checkpoint=str(tmp_path / "missing.pt"))
-
-
-def test_char_ngram_text_encoder():
-    enc = CharNgramEncoder(output_dim=16)
-    out = enc(["seven", "seven", "eleven", ""])
-    assert out.shape == (4, 16) and torch.equal(out[0], out[1]) and not torch.equal(out[0], out[2])
-    assert torch.equal(enc(["Seven"]), enc(["seven"]))
-    with pytest.raises(ValueError, match="list of strings"):
-        enc("seven")
-    with pytest.raises(ValueError, match="must be a string"):
-        enc(["seven", 7])

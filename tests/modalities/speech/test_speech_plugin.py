@@ -39,3 +39,6 @@ def test_plugin_loaded_with_everything_registered():
     assert info.status == "loaded", info.error
     assert set(info.registered["recipe"]) == {"speech_supcon", "audio_text"}
     assert set(info.registered["dataset"]) == {"spoken_words", "audiofolder"}
+    assert info.registered["reader"] == ["audio"]
+    assert info.registered["config"] == ["spoken_words_supcon"]
+    assert "char_ngram" not in info.registered["encoder"]  # manyview-text's, a dependency

@@ -244,11 +244,10 @@ def test_audio_text_config_errors():
 
 
 def test_the_shipped_config_runs(tmp_path):
-    from pathlib import Path
-
     from manyview.config import load_config
 
-    path = Path(__file__).parents[3] / "modalities/manyview-speech/configs/spoken_words_supcon.toml"
+    path = manyview.create("config", "spoken_words_supcon")
+    assert manyview.entry("config", "spoken_words_supcon").plugin == "manyview-speech"
     config = load_config(
         path,
         [
@@ -268,7 +267,7 @@ def test_audio_text_gradcache_trains_the_same_objective():
     """Regression: audio_text's positives (clips with the same text) once applied only to
     the plain step, so GradCache silently trained another objective. Both paths now share
     the recipe's objective; the positives visibly change the gradients."""
-    from manyview.testing_recipes import _batch, _build, _grads, example_config
+    from manyview.testing.recipes import _batch, _build, _grads, example_config
     from manyview.training.strategies import GradCacheStep, PlainStep
 
     def grads(positives: str, chunk: int | None) -> dict[str, torch.Tensor]:

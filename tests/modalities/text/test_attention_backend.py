@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 
 import manyview
-import manyview.testing_attention as testing_attention
-from manyview.attention import MultiheadSelfAttention, xformers_unavailable_reason
+import manyview.testing.attention as testing_attention
+from manyview.encoders.attention import MultiheadSelfAttention, xformers_unavailable_reason
 from manyview.testing import check_attention_option
+from manyview_text.encoders.open_clip_text import OpenCLIPText
 from manyview_text.models import build_clip
-from manyview_text.text_encoder import OpenCLIPText
 
 TEXTS = ["a photo of the digit seven", "the spoken word three", "a dog"]
 

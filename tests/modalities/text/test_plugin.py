@@ -1,5 +1,5 @@
-"""The plugin registers its entries with modality text (and image for the CLIP image
-tower) and stays light: listing imports neither torch nor open_clip."""
+"""The plugin registers its entries with modality text and stays light: listing imports
+neither torch nor open_clip."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import manyview
 
-ENCODERS = {"open_clip_text": "text", "open_clip_image": "image"}
+ENCODERS = {"open_clip_text": "text", "char_ngram": "text"}
 VIEWS = ("simcse", "token_mask", "word_deletion", "span_swap")
 
 
@@ -49,5 +49,7 @@ def test_manyview_list_shows_the_entries_without_importing_torch(run_python):
 def test_lazy_public_names():
     import manyview_text
 
-    assert manyview_text.open_clip_pair.__name__ == "open_clip_pair"
+    assert manyview_text.OpenCLIPText.__name__ == "OpenCLIPText"
+    assert manyview_text.CharNgramEncoder.__name__ == "CharNgramEncoder"
     assert "OpenCLIPText" in dir(manyview_text)
+    assert "open_clip_pair" not in dir(manyview_text)  # manyview-clip's (manyview_clip)

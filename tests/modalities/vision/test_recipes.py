@@ -171,7 +171,7 @@ def test_train_a_few_steps(tmp_path, fresh_plugins):
 def test_view_set_recipes_train_with_gradcache(name, tmp_path):
     """Regression: with [run] gradcache_chunk the view-set recipes' encoders once got the
     view set's list instead of its images; GradCache now runs the recipe's own embed_views."""
-    from manyview.testing_recipes import check_recipe_gradcache, example_config
+    from manyview.testing.recipes import check_recipe_gradcache, example_config
     from manyview.training.trainer import Trainer
 
     config = example_config(name, ["run.steps=2", "run.gradcache_chunk=2"])

@@ -68,6 +68,14 @@ def test_wheel_installs_into_a_core_only_environment(tmp_path):
     before = run("-m", "manyview", "list", "encoder")
     assert before.returncode == 0, before.stderr
     assert "manyview-vision" not in before.stdout, "the environment is not core-only"
+    # the core alone: its own configuration and reader, and a one-line hint for the demo
+    configs = run("-m", "manyview", "list", "config")
+    assert configs.returncode == 0 and "quickstart" in configs.stdout, configs.stderr
+    assert "digits3" not in configs.stdout
+    readers = json.loads(run("-m", "manyview", "list", "reader", "--json").stdout)
+    assert [r["name"] for r in readers] == ["image"]
+    demo = run("-m", "manyview", "demo")
+    assert demo.returncode == 2 and "pip install manyview-digits3" in demo.stderr, demo.stderr
 
     wheels = tmp_path / "wheels"
     built = run(

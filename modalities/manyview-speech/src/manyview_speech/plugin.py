@@ -12,31 +12,35 @@ import manyview
 
 _PKG = "manyview_speech"
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+"""The audio reader's file endings (``manyview_speech.audio.AUDIO_EXTENSIONS``, written out
+here so that listing imports nothing heavy)."""
+
 
 @manyview.hookimpl
 def manyview_register_views(register: Any) -> None:
     """Waveform augmentations, feature steps and SpecAugment, batched and seeded."""
     views = {
-        "audio_crop": ("AudioCrop", "Random fixed-length window of each waveform (zero-padded if short)"),
-        "audio_shift": ("AudioShift", "Random time shift of each waveform, zero-filled or circular"),
-        "audio_gain": ("AudioGain", "Random gain in dB per waveform"),
-        "audio_noise": ("AudioNoise", "White or pink noise at a random SNR per waveform"),
-        "audio_speed": ("AudioSpeed", "Speed perturbation by factors drawn per waveform (Kaldi style)"),
-        "log_mel": ("LogMelView", "Waveforms to log-mel features (N, n_mels, frames)"),
-        "mfcc": ("MFCCView", "Waveforms to MFCC features (N, n_mfcc, frames)"),
-        "spec_augment": ("SpecAugment", "Frequency and time masks drawn per sample (SpecAugment)"),
+        "audio_crop": ("waveform:AudioCrop", "Random fixed-length window of each waveform (zero-padded if short)"),
+        "audio_shift": ("waveform:AudioShift", "Random time shift of each waveform, zero-filled or circular"),
+        "audio_gain": ("waveform:AudioGain", "Random gain in dB per waveform"),
+        "audio_noise": ("waveform:AudioNoise", "White or pink noise at a random SNR per waveform"),
+        "audio_speed": ("waveform:AudioSpeed", "Speed perturbation by factors drawn per waveform (Kaldi style)"),
+        "log_mel": ("features:LogMelView", "Waveforms to log-mel features (N, n_mels, frames)"),
+        "mfcc": ("features:MFCCView", "Waveforms to MFCC features (N, n_mfcc, frames)"),
+        "spec_augment": ("spec_augment:SpecAugment", "Frequency and time masks drawn per sample (SpecAugment)"),
         "speech_augment": (
-            "SpeechAugment",
+            "speech_augment:SpeechAugment",
             "Shift, gain, noise, speed, then log-mel/MFCC and SpecAugment, with strength presets",
         ),
     }  # fmt: skip
-    for name, (attr, summary) in views.items():
-        register(name, f"{_PKG}.views:{attr}", summary=summary, modality="audio")
+    for name, (target, summary) in views.items():
+        register(name, f"{_PKG}.views.{target}", summary=summary, modality="audio")
 
 
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
-    """Log-mel CNN / transformer, wav2vec2, HuBERT, and a character n-gram text encoder."""
+    """Log-mel CNN / transformer, wav2vec2 and HuBERT."""
     register(
         "logmel_cnn",
         f"{_PKG}.encoders.logmel:LogMelEncoder",
@@ -61,12 +65,6 @@ def manyview_register_encoders(register: Any) -> None:
         summary="torchaudio HuBERT over waveforms, mean-pooled (random init or local weights)",
         modality="audio",
     )
-    register(
-        "char_ngram",
-        f"{_PKG}.encoders.char_ngram:CharNgramEncoder",
-        summary="Learned bag of hashed character n-grams of short texts (audio-text training)",
-        modality="text",
-    )
 
 
 @manyview.hookimpl
@@ -80,9 +78,31 @@ def manyview_register_datasets(register: Any) -> None:
     )
     register(
         "audiofolder",
-        f"{_PKG}.datasets.audio_folder:AudioFolder",
+        f"{_PKG}.datasets.audiofolder:AudioFolder",
         summary="Audio files in class subfolders; unreadable files are skipped and counted",
         modalities="audio",
+    )
+
+
+@manyview.hookimpl
+def manyview_register_configs(register: Any) -> None:
+    """The shipped run configurations (``manyview train NAME``)."""
+    register(
+        "spoken_words_supcon",
+        f"{_PKG}.configs:spoken_words_supcon",
+        summary="spoken_words: SupCon pre-training of a log-mel CNN that transfers to unseen voices",
+    )
+
+
+@manyview.hookimpl
+def manyview_register_readers(register: Any) -> None:
+    """Audio files to mono waveforms at one rate (the manifest dataset's audio columns)."""
+    register(
+        "audio",
+        f"{_PKG}.readers.audio:AudioReader",
+        summary="Audio files through soundfile to mono float32 at one rate, cut or padded",
+        modality="audio",
+        suffixes=AUDIO_SUFFIXES,
     )
 
 

@@ -1,11 +1,12 @@
 """manyview-text: the manyview modality plugin for text: the open_clip tokenizer and text
-tower, text views, prompts.
+tower, a character n-gram encoder, text views, prompts.
 
 Importing ``manyview_text`` does not import torch or open_clip; the names below load their
-module when first used.
+module when first used. CLIP's image tower and the image-text pair are manyview-clip's
+(``manyview_clip``).
 
->>> from manyview_text import open_clip_pair  # doctest: +SKIP
->>> pair = open_clip_pair("tiny")  # doctest: +SKIP
+>>> from manyview_text import OpenCLIPText  # doctest: +SKIP
+>>> encoder = OpenCLIPText("tiny")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ _EXPORTS = {
     "build_clip": "manyview_text.models",
     "model_config": "manyview_text.models",
     "Tokenizer": "manyview_text.tokenizer",
-    "OpenCLIPText": "manyview_text.text_encoder",
-    "TransformerDropout": "manyview_text.text_encoder",
-    "OpenCLIPImage": "manyview_text.image_encoder",
-    "OpenCLIPPair": "manyview_text.clip",
-    "open_clip_pair": "manyview_text.clip",
-    "SimCSE": "manyview_text.views",
-    "SpanSwap": "manyview_text.views",
-    "TokenMask": "manyview_text.views",
-    "WordDeletion": "manyview_text.views",
+    "OpenCLIPText": "manyview_text.encoders.open_clip_text",
+    "TransformerDropout": "manyview_text.encoders.open_clip_text",
+    "CharNgramEncoder": "manyview_text.encoders.char_ngram",
+    "SimCSE": "manyview_text.views.simcse",
+    "SpanSwap": "manyview_text.views.span_swap",
+    "TokenMask": "manyview_text.views.token_mask",
+    "WordDeletion": "manyview_text.views.word_deletion",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -10,37 +10,40 @@ from typing import Any
 
 import manyview
 
-PAIR = "manyview_text.clip:open_clip_pair"
-"""Builds one open_clip model and both encoders on it (metadata ``clip_pair`` of both)."""
+PAIR = "manyview_clip.pair:open_clip_pair"
+"""Builds one open_clip model and both encoders on it: the metadata ``clip_pair`` of
+``open_clip_text`` and of ``open_clip_image``. The pair and the image tower are
+manyview-clip's (``pip install manyview-clip``)."""
 
-ENCODERS: dict[str, tuple[str, str, str]] = {
+ENCODERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "open_clip_text": (
-        "manyview_text.text_encoder:OpenCLIPText",
+        "manyview_text.encoders.open_clip_text:OpenCLIPText",
         "open_clip text transformer and BPE tokenizer: strings to (N, F); any open_clip config",
-        "text",
+        {"clip_pair": PAIR},
     ),
-    "open_clip_image": (
-        "manyview_text.image_encoder:OpenCLIPImage",
-        "open_clip image tower of the same CLIP configs, the partner of open_clip_text",
-        "image",
+    "char_ngram": (
+        "manyview_text.encoders.char_ngram:CharNgramEncoder",
+        "Learned bag of hashed character n-grams of short texts (audio-text training)",
+        {},
     ),
 }
+"""Registered name -> (factory, summary, metadata); every one has modality ``text``."""
 
 VIEWS: dict[str, tuple[str, str]] = {
     "simcse": (
-        "manyview_text.views:SimCSE",
+        "manyview_text.views.simcse:SimCSE",
         "SimCSE: sentences unchanged, the encoder's dropout makes the views (set dropout)",
     ),
     "token_mask": (
-        "manyview_text.views:TokenMask",
+        "manyview_text.views.token_mask:TokenMask",
         "Replace each word with a mask token with probability p",
     ),
     "word_deletion": (
-        "manyview_text.views:WordDeletion",
+        "manyview_text.views.word_deletion:WordDeletion",
         "Delete each word with probability p, keeping at least one (EDA)",
     ),
     "span_swap": (
-        "manyview_text.views:SpanSwap",
+        "manyview_text.views.span_swap:SpanSwap",
         "Swap two non-overlapping spans of words (EDA random swap, for spans)",
     ),
 }
@@ -48,8 +51,8 @@ VIEWS: dict[str, tuple[str, str]] = {
 
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
-    for name, (factory, summary, modality) in ENCODERS.items():
-        register(name, factory, summary=summary, modality=modality, clip_pair=PAIR)
+    for name, (factory, summary, meta) in ENCODERS.items():
+        register(name, factory, summary=summary, modality="text", **meta)
 
 
 @manyview.hookimpl

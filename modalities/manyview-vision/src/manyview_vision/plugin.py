@@ -52,6 +52,10 @@ def manyview_register_views(register: Any) -> None:
             "augment:ImageAugment",
             "A full SSL pipeline in one batched view: crop, flip, jitter, gray, blur, solarize",
         ),
+        "rotation": (
+            "rotation:Rotation",
+            "Rotated copies by 0/90/180/270 degrees, contiguous per sample (SLA)",
+        ),
     }
     for name, (target, summary) in single.items():
         register(name, f"{_VIEWS}.{target}", summary=summary, modality="image")

@@ -9,9 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.attention import check_backend, use_attention_backend, xformers_unavailable_reason
+from manyview.encoders.attention import (
+    check_backend,
+    use_attention_backend,
+    xformers_unavailable_reason,
+)
 from manyview_speech.features import LogMel, check_waveforms
-from manyview_speech.views import example_waveforms
+from manyview_speech.views.base import example_waveforms
 
 
 class LogMelEncoder(nn.Module):
@@ -36,8 +40,8 @@ class LogMelEncoder(nn.Module):
     ``scaled_dot_product_attention`` (``attention="sdpa"``, the default: torch's own
     ``nn.TransformerEncoder``, unchanged). ``attention="xformers"`` runs it on xformers'
     memory-efficient attention instead (CUDA only, where xformers loads its CUDA extensions;
-    see :mod:`manyview.attention`): the layers' ``nn.MultiheadAttention`` modules are swapped
-    for :class:`manyview.attention.MultiheadSelfAttention` with the same parameters, so the
+    see :mod:`manyview.encoders.attention`): the layers' ``nn.MultiheadAttention`` modules are swapped
+    for :class:`manyview.encoders.attention.MultiheadSelfAttention` with the same parameters, so the
     ``state_dict`` keys and checkpoints are the same with either backend.
 
     Args:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from manyview_speech.features import check_waveforms
-from manyview_speech.views import example_waveforms
+from manyview_speech.views.base import example_waveforms
 
 TINY: dict[str, Any] = {
     "extractor_mode": "group_norm",

@@ -6,6 +6,7 @@ from manyview_vision.views.blur import GaussianBlur
 from manyview_vision.views.color import ColorJitter, RandomGrayscale, RandomSolarize
 from manyview_vision.views.geometry import HorizontalFlip, RandomResizedCrop
 from manyview_vision.views.normalize import Normalize
+from manyview_vision.views.rotation import Rotation
 from manyview_vision.views.sets import ViewSet, byol, dino, multicrop, simclr
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "RandomGrayscale",
     "RandomResizedCrop",
     "RandomSolarize",
+    "Rotation",
     "ViewSet",
     "byol",
     "dino",

@@ -1,0 +1,1 @@
+"""Readers of speech and audio files (registered as the ``audio`` reader)."""

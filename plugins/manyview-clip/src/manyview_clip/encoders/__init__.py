@@ -1,0 +1,1 @@
+"""CLIP's image tower as a manyview encoder (``open_clip_image``)."""

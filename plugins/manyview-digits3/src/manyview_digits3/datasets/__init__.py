@@ -1,0 +1,1 @@
+"""The ``digits3`` dataset (:mod:`manyview_digits3.datasets.digits3`)."""
