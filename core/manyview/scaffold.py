@@ -305,6 +305,7 @@ from manyview.recipes import (
     build_encoder,
     build_teacher,
     build_views,
+    recipe_options,
 )
 
 
@@ -344,14 +345,8 @@ consistency = 0.5
         if len(config["modalities"]) != 1:
             raise ConfigError("{recipe_name}: configure exactly one [modalities.<name>] table")
         ((name, modality),) = config["modalities"].items()
-        options = dict(config.get("recipe_options") or {{}})
-        unknown = sorted(set(options) - {{"consistency"}})
-        if unknown:
-            raise ConfigError(
-                f"[recipe_options] ({recipe_name}) unknown key {{unknown[0]!r}}; "
-                "allowed: consistency"
-            )
-        self.consistency = float(options.get("consistency", 1.0))
+        options = recipe_options(config, {{"consistency": 1.0}}, "{recipe_name}")
+        self.consistency = float(options["consistency"])
         encoder = build_encoder(name, modality, dataset)
         head = Projector(
             encoder.output_dim, modality["projector_dim"] or None, modality["projector_hidden"]

@@ -20,7 +20,6 @@ This module imports torch only.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import logging
 import warnings
@@ -30,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
+
+from manyview.registry import did_you_mean
 
 __all__ = [
     "BACKENDS",
@@ -55,8 +56,7 @@ def check_backend(backend: str, who: str = "attention") -> str:
     """``backend`` if it is one of :data:`BACKENDS`; a ``ValueError`` with a suggestion if not."""
     if isinstance(backend, str) and backend in BACKENDS:
         return backend
-    close = difflib.get_close_matches(str(backend).lower(), BACKENDS, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(str(backend).lower(), BACKENDS, cutoff=0.5)
     raise ValueError(
         f"{who}: unknown attention backend {backend!r} (choose from {', '.join(BACKENDS)}){hint}"
     )

@@ -17,6 +17,7 @@ from manyview.recipes.parts import (
     build_encoder,
     build_teacher,
     build_views,
+    recipe_options,
 )
 from manyview.recipes.weighted import WeightedLosses, loss_contract
 
@@ -35,4 +36,5 @@ __all__ = [
     "build_teacher",
     "build_views",
     "loss_contract",
+    "recipe_options",
 ]

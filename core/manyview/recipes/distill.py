@@ -11,7 +11,13 @@ from torch import Tensor, nn
 from manyview.config import ConfigError
 from manyview.context import BuildContext
 from manyview.recipes.base import EmbedRecipe, StepOutput, batch_inputs
-from manyview.recipes.parts import Projector, build_encoder, build_teacher, build_views
+from manyview.recipes.parts import (
+    Projector,
+    build_encoder,
+    build_teacher,
+    build_views,
+    recipe_options,
+)
 from manyview.recipes.weighted import WeightedLosses
 
 __all__ = ["DistillRecipe", "Student"]
@@ -92,13 +98,8 @@ name = "feature"
         self.modality = name
         self.views = build_views(name, modality)
         self.num_views = modality["num_views"]
-        options = dict(config.get("recipe_options", {}))
-        unknown = sorted(set(options) - {"teacher_views"})
-        if unknown:
-            raise ConfigError(
-                f"[recipe_options] (distill) unknown key {unknown[0]!r}; allowed: teacher_views"
-            )
-        self.teacher_views = options.get("teacher_views", 1)
+        options = recipe_options(config, {"teacher_views": 1}, "distill")
+        self.teacher_views = options["teacher_views"]
         if (
             isinstance(self.teacher_views, bool)
             or not isinstance(self.teacher_views, int)

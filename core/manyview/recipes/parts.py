@@ -12,7 +12,14 @@ from torch import Tensor, nn
 from manyview.config import ConfigError
 from manyview.context import build
 
-__all__ = ["Projector", "ViewPipeline", "build_encoder", "build_teacher", "build_views"]
+__all__ = [
+    "Projector",
+    "ViewPipeline",
+    "build_encoder",
+    "build_teacher",
+    "build_views",
+    "recipe_options",
+]
 
 
 class ViewPipeline(nn.Module):
@@ -55,6 +62,21 @@ class Projector(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def recipe_options(
+    config: Mapping[str, Any], defaults: Mapping[str, Any], who: str
+) -> dict[str, Any]:
+    """The ``[recipe_options]`` table with ``defaults`` filled in; a key the recipe does not
+    take is a one-line ConfigError with a did-you-mean (``who``: the recipe's name)."""
+    from manyview.registry import did_you_mean
+
+    given = dict(config.get("recipe_options") or {})
+    for key in given:
+        if key not in defaults:
+            hint = did_you_mean(key, defaults) or f"; allowed: {', '.join(defaults) or 'none'}"
+            raise ConfigError(f"[recipe_options] ({who}) unknown key {key!r}{hint}")
+    return {**defaults, **given}
 
 
 def build_encoder(name: str, modality: Mapping[str, Any], dataset: Any) -> nn.Module:

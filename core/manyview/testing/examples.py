@@ -76,11 +76,11 @@ class TwoInputNet(nn.Module):
 
 
 def ema_kwargs() -> dict[str, Any]:
-    return {"student": _mlp(trainable=True), "momentum": 0.9}
+    return {"student": _mlp(trainable=True), "momentum": 0.9, "key": "x"}
 
 
 def frozen_kwargs() -> dict[str, Any]:
-    return {"module": _mlp()}
+    return {"module": _mlp(), "key": "x"}
 
 
 def ensemble_kwargs() -> dict[str, Any]:
@@ -96,4 +96,4 @@ def privileged_kwargs() -> dict[str, Any]:
 
 
 def self_kwargs() -> dict[str, Any]:
-    return {"student": _mlp(trainable=True)}
+    return {"student": _mlp(trainable=True), "key": "x"}

@@ -14,7 +14,7 @@ import manyview
 from manyview.config import ConfigError, validate
 from manyview.training.trainer import Trainer
 from manyview_speech.datasets.spoken_words import SpokenWords
-from manyview_speech.recipes.classification import SpeechClassificationRecipe
+from manyview_speech.recipes.speech_supcon import SpeechClassificationRecipe
 
 ENCODER = {"n_mels": 40, "channels": [64, 96, 128], "output_dim": 128}
 VIEWS = [

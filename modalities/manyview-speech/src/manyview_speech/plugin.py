@@ -111,7 +111,7 @@ def manyview_register_recipes(register: Any) -> None:
     """Supervised-contrastive speech classification and audio-text contrastive training."""
     register(
         "speech_supcon",
-        f"{_PKG}.recipes.classification:SpeechClassificationRecipe",
+        f"{_PKG}.recipes.speech_supcon:SpeechClassificationRecipe",
         summary="Speech classification: SupCon pre-training or SupCon beside cross-entropy",
     )
     register(

@@ -79,16 +79,16 @@ def manyview_register_views(register: Any) -> None:
 def manyview_register_recipes(register: Any) -> None:
     register(
         "simclr",
-        "manyview_vision.recipes:SimCLRRecipe",
+        "manyview_vision.recipes.simclr:SimCLRRecipe",
         summary="SimCLR on images: two simclr views, MLP head, any contrastive loss",
     )
     register(
         "multicrop",
-        "manyview_vision.recipes:MultiCropRecipe",
+        "manyview_vision.recipes.multicrop:MultiCropRecipe",
         summary="M = K global + L local crops per image through any multi-view loss",
     )
     register(
         "supcon",
-        "manyview_vision.recipes:SupConRecipe",
+        "manyview_vision.recipes.supcon:SupConRecipe",
         summary="Supervised contrastive learning on images (labels, simclr views)",
     )

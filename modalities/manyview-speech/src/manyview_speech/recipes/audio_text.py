@@ -9,8 +9,7 @@ import torch
 from torch import Tensor
 
 from manyview.config import ConfigError
-from manyview.recipes import ContrastiveRecipe, StepOutput, batch_inputs
-from manyview_speech.recipes.classification import read_options
+from manyview.recipes import ContrastiveRecipe, StepOutput, batch_inputs, recipe_options
 
 OPTIONS = {"audio": "audio", "text": "text", "positives": "text"}
 
@@ -35,7 +34,7 @@ class AudioTextRecipe(ContrastiveRecipe):
     """
 
     def __init__(self, config: Mapping[str, Any], dataset: Any) -> None:
-        options = read_options(config, OPTIONS, "audio_text")
+        options = recipe_options(config, OPTIONS, "audio_text")
         if options["positives"] not in ("text", "label", "instance"):
             raise ConfigError(
                 f"[recipe_options] positives must be 'text', 'label' or 'instance', got "

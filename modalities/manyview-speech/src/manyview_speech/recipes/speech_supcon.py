@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview import did_you_mean
 from manyview.config import ConfigError
 from manyview.context import BuildContext
 from manyview.recipes import (
@@ -23,6 +22,7 @@ from manyview.recipes import (
     batch_inputs,
     build_encoder,
     build_views,
+    recipe_options,
 )
 
 OPTIONS = {
@@ -36,19 +36,6 @@ OPTIONS = {
     "view_set_options": {},
 }
 """``[recipe_options]`` keys and their defaults."""
-
-
-def read_options(
-    config: Mapping[str, Any], defaults: Mapping[str, Any], who: str
-) -> dict[str, Any]:
-    """``[recipe_options]`` with defaults filled in; an unknown key is a ConfigError."""
-    given = dict(config.get("recipe_options") or {})
-    for key in given:
-        if key not in defaults:
-            close = did_you_mean(key, defaults)
-            hint = close or f"; allowed: {', '.join(defaults)}"
-            raise ConfigError(f"[recipe_options] ({who}) unknown key {key!r}{hint}")
-    return {**defaults, **given}
 
 
 def count_classes(dataset: Any) -> int:
@@ -131,7 +118,7 @@ name = "supcon"
 
     def __init__(self, config: Mapping[str, Any], dataset: Any) -> None:
         super().__init__()
-        options = read_options(config, OPTIONS, "speech_supcon")
+        options = recipe_options(config, OPTIONS, "speech_supcon")
         if options["objective"] not in ("joint", "contrastive"):
             raise ConfigError(
                 f"[recipe_options] objective must be 'joint' or 'contrastive', got "
