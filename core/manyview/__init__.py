@@ -10,6 +10,7 @@ import inspect
 from typing import Any
 
 from manyview.hookspecs import hookimpl
+from manyview.lazy import lazy_exports
 from manyview.manager import PluginInfo, plugins
 from manyview.manager import registry as _registry
 from manyview.registry import (
@@ -21,6 +22,7 @@ from manyview.registry import (
     UnknownKindError,
     UnknownNameError,
     did_you_mean,
+    register_all,
 )
 
 __version__ = "0.1.0"
@@ -39,8 +41,10 @@ __all__ = [
     "did_you_mean",
     "entry",
     "hookimpl",
+    "lazy_exports",
     "load_run",
     "plugins",
+    "register_all",
 ]
 
 
@@ -83,10 +87,6 @@ def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     return factory(**kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    """``load_run`` and ``Run`` (:mod:`manyview.runs`) import torch, so they load on use."""
-    if name in ("load_run", "Run"):
-        from manyview import runs
-
-        return getattr(runs, name)
-    raise AttributeError(f"module 'manyview' has no attribute {name!r}")
+_LAZY = {"load_run": "manyview.runs", "Run": "manyview.runs"}
+"""``load_run`` and ``Run`` import torch, so they load on first use."""
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)[:2]

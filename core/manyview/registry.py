@@ -117,6 +117,42 @@ def make_entry(kind: str, name: str, factory: Factory, plugin: str, **meta: Any)
     return Entry(kind, name, factory, plugin, summary, modality, meta)
 
 
+Row = Factory | tuple[Factory, str] | Mapping[str, Any]
+"""One row of a :func:`register_all` table."""
+
+
+def register_all(register: Callable[..., Any], table: Mapping[str, Row], /, **common: Any) -> None:
+    """Call ``register(name, factory, **common, **meta)`` once per row of ``table``, in order.
+
+    ``table`` maps each name to one of
+
+    - a factory: a class, a function or a ``"module:attr"`` string;
+    - a pair ``(factory, summary)``;
+    - a dict of ``register``'s keywords with the factory under ``"factory"``:
+      ``{"factory": "pkg.readers:Flac", "summary": "...", "suffixes": (".flac",)}``.
+
+    ``common`` is the metadata every row shares, such as ``modality="audio"``; a row's own
+    keyword wins over it. A malformed row raises ``ValueError`` naming it::
+
+        @manyview.hookimpl
+        def manyview_register_views(register):
+            manyview.register_all(register, VIEWS, modality="audio")
+    """
+    for name, row in table.items():
+        if isinstance(row, Mapping):
+            meta = dict(row)
+            if "factory" not in meta:
+                raise ValueError(f"register_all: row {name!r} is a dict without 'factory'")
+            factory = meta.pop("factory")
+        elif isinstance(row, tuple):
+            if len(row) != 2:
+                raise ValueError(f"register_all: row {name!r} must be (factory, summary)")
+            factory, meta = row[0], {"summary": row[1]}
+        else:
+            factory, meta = row, {}
+        register(name, factory, **(common | meta))
+
+
 class Registry(tuple[Entry, ...]):
     """Entries, looked up by kind and name (:func:`manyview.manager.registry` has them all)."""
 
