@@ -33,8 +33,7 @@ The names below are re-exported here and load their module when first used, so i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from manyview.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "build": "manyview.testing.examples",
@@ -75,17 +74,4 @@ _EXPORTS: dict[str, str] = {
     "reference_xformers_ops": "manyview.testing.attention",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'manyview.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -14,8 +14,7 @@ module when first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from manyview.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -25,17 +24,5 @@ _EXPORTS = {
     "open_clip_pair": "manyview_clip.pair",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'manyview_clip' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *__all__]
