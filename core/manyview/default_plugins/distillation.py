@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from manyview.hookspecs import hookimpl
+from manyview.registry import register_all
 
 BUILTIN_DISTILLATION_LOSSES: dict[str, tuple[str, str]] = {
     "kd": (
@@ -56,5 +57,4 @@ BUILTIN_DISTILLATION_LOSSES: dict[str, tuple[str, str]] = {
 
 @hookimpl
 def manyview_register_losses(register: Any) -> None:
-    for name, (factory, summary) in BUILTIN_DISTILLATION_LOSSES.items():
-        register(name, factory, summary=summary)
+    register_all(register, BUILTIN_DISTILLATION_LOSSES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from manyview.hookspecs import hookimpl
+from manyview.registry import register_all
 
 # name -> (factory, summary). Everything else about a loss (the views it takes, the inputs it
 # needs, the constructor arguments a recipe fills in) is declared on its class.
@@ -66,5 +67,4 @@ BUILTIN_LOSSES: dict[str, tuple[str, str]] = {
 
 @hookimpl
 def manyview_register_losses(register: Any) -> None:
-    for name, (factory, summary) in BUILTIN_LOSSES.items():
-        register(name, factory, summary=summary)
+    register_all(register, BUILTIN_LOSSES)
