@@ -1,7 +1,8 @@
 """Registers manyview-text's entries (entry-point group ``manyview``).
 
 Factories are ``"module:Attr"`` strings, so ``manyview list`` imports neither torch nor
-open_clip.
+open_clip. Each table maps a registered name to its factory and summary
+(:func:`manyview.register_all`).
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ PAIR = "manyview_clip.pair:open_clip_pair"
 ``open_clip_text`` and of ``open_clip_image``. The pair and the image tower are
 manyview-clip's (``pip install manyview-clip``)."""
 
-ENCODERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "open_clip_text": (
-        "manyview_text.encoders.open_clip_text:OpenCLIPText",
-        "open_clip text transformer and BPE tokenizer: strings to (N, F); any open_clip config",
-        {"clip_pair": PAIR},
-    ),
+ENCODERS = {
+    "open_clip_text": {
+        "factory": "manyview_text.encoders.open_clip_text:OpenCLIPText",
+        "summary": "open_clip text transformer and BPE tokenizer: strings to (N, F); any open_clip config",
+        "clip_pair": PAIR,
+    },
     "char_ngram": (
         "manyview_text.encoders.char_ngram:CharNgramEncoder",
         "Learned bag of hashed character n-grams of short texts (audio-text training)",
-        {},
     ),
 }
-"""Registered name -> (factory, summary, metadata); every one has modality ``text``."""
+"""The open_clip text tower and a character n-gram encoder (text)."""
 
-VIEWS: dict[str, tuple[str, str]] = {
+VIEWS = {
     "simcse": (
         "manyview_text.views.simcse:SimCSE",
         "SimCSE: sentences unchanged, the encoder's dropout makes the views (set dropout)",
@@ -47,15 +47,14 @@ VIEWS: dict[str, tuple[str, str]] = {
         "Swap two non-overlapping spans of words (EDA random swap, for spans)",
     ),
 }
+"""Masking, deletion and span swaps of words, and SimCSE's dropout views (text)."""
 
 
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
-    for name, (factory, summary, meta) in ENCODERS.items():
-        register(name, factory, summary=summary, modality="text", **meta)
+    manyview.register_all(register, ENCODERS, modality="text")
 
 
 @manyview.hookimpl
 def manyview_register_views(register: Any) -> None:
-    for name, (factory, summary) in VIEWS.items():
-        register(name, factory, summary=summary, modality="text")
+    manyview.register_all(register, VIEWS, modality="text")

@@ -14,13 +14,16 @@ PAIR = "manyview_clip.pair:open_clip_pair"
 """Builds one open_clip model and both encoders on it (metadata ``clip_pair`` of
 ``open_clip_image`` here and of manyview-text's ``open_clip_text``)."""
 
+ENCODERS = {
+    "open_clip_image": {
+        "factory": "manyview_clip.encoders.open_clip_image:OpenCLIPImage",
+        "summary": "open_clip image tower of the same CLIP configs, the partner of open_clip_text",
+        "clip_pair": PAIR,
+    },
+}
+"""The CLIP image tower (image); :func:`manyview.register_all` registers it."""
+
 
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
-    register(
-        "open_clip_image",
-        "manyview_clip.encoders.open_clip_image:OpenCLIPImage",
-        summary="open_clip image tower of the same CLIP configs, the partner of open_clip_text",
-        modality="image",
-        clip_pair=PAIR,
-    )
+    manyview.register_all(register, ENCODERS, modality="image")
