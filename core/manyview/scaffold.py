@@ -189,21 +189,7 @@ consistency = 1.0
 ```
 """
 
-_PLUGIN_OBJECTIVE = '''"""Registers this package's additions with manyview (entry-point group "manyview")."""
-
-import manyview
-
-
-@manyview.hookimpl
-def manyview_register_losses(register):
-    # A "module:attr" string is imported only when the thing is created, so
-    # `manyview list` does not import torch.
-    register(
-        "{loss_name}",
-        "{package}.losses.align_uniform:AlignUniform",
-        summary="Alignment plus uniformity on the hypersphere (Wang & Isola 2020)",
-    )
-
+_OBJECTIVE_HOOKS = """
 
 @manyview.hookimpl
 def manyview_register_teachers(register):
@@ -221,7 +207,9 @@ def manyview_register_recipes(register):
         "{package}.recipes.mean_teacher:MeanTeacherRecipe",
         summary="Multi-view loss plus consistency with an EMA teacher, on one modality",
     )
-'''
+"""
+_PLUGIN_OBJECTIVE = _PLUGIN + _OBJECTIVE_HOOKS
+"""The loss plugin's ``plugin.py`` and the teacher's and the recipe's registrations."""
 
 _TEACHERS_INIT = '''"""This plugin's teachers, one module each."""
 '''
