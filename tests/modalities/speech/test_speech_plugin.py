@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import manyview
 
-LISTING = """
-import json, sys
-from manyview.cli import main
-main(["list", sys.argv[1], "--json"])
-assert "torch" not in sys.modules, "listing imported torch"
-assert "torchaudio" not in sys.modules
-"""
+
+def list_json(fresh_cli, kind: str) -> list[dict]:
+    result = fresh_cli(["list", kind, "--json"], heavy=("torch", "torchaudio"))
+    assert result.returncode == 0, result.stderr
+    assert result.heavy == [], f"listing imported {result.heavy}"
+    return result.rows()
 
 
-def list_json(kind: str) -> list[dict]:
-    out = subprocess.run(
-        [sys.executable, "-c", LISTING, kind], capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def test_manyview_list_shows_audio_entries_without_importing_torch():
-    encoders = {e["name"]: e for e in list_json("encoder") if e["plugin"] == "manyview-speech"}
+def test_manyview_list_shows_audio_entries_without_importing_torch(fresh_cli):
+    encoders = {
+        e["name"]: e for e in list_json(fresh_cli, "encoder") if e["plugin"] == "manyview-speech"
+    }
     assert {"logmel_cnn", "logmel_transformer", "wav2vec2", "hubert"} <= set(encoders)
     assert all(encoders[n]["modality"] == "audio" for n in ("logmel_cnn", "wav2vec2", "hubert"))
-    views = [e for e in list_json("view") if e["plugin"] == "manyview-speech"]
+    views = [e for e in list_json(fresh_cli, "view") if e["plugin"] == "manyview-speech"]
     assert {v["name"] for v in views} >= {"spec_augment", "audio_noise", "speech_augment"}
     assert {v["modality"] for v in views} == {"audio"}
 
