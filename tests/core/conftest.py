@@ -39,15 +39,9 @@ lr = 0.005
 [schedule]
 warmup_steps = 3
 
-[modalities.a]
-encoder = "mlp"
-encoder_options = { output_dim = 16, hidden_dim = 32 }
-projector_dim = 8
-
-[modalities.b]
-encoder = "mlp"
-encoder_options = { output_dim = 16, hidden_dim = 32 }
-projector_dim = 8
+[modalities]
+a = { encoder = "mlp", encoder_options = { output_dim = 16, hidden_dim = 32 }, projector_dim = 8 }
+b = { encoder = "mlp", encoder_options = { output_dim = 16, hidden_dim = 32 }, projector_dim = 8 }
 
 [[losses]]
 name = "mv_infonce"
