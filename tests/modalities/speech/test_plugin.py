@@ -1,8 +1,19 @@
-"""The plugin registers through its entry point, and listing it imports nothing heavy."""
+"""The plugin registers through its entry point, listing it imports nothing heavy, and every
+encoder and view it registers passes its contract."""
 
 from __future__ import annotations
 
+import pytest
+
 import manyview
+from manyview.testing import check_encoder, check_view
+
+SPEECH_ENCODERS = [
+    e.name for e in manyview.manager.registry().entries("encoder") if e.plugin == "manyview-speech"
+]
+SPEECH_VIEWS = [
+    e.name for e in manyview.manager.registry().entries("view") if e.plugin == "manyview-speech"
+]
 
 
 def list_json(fresh_cli, kind: str) -> list[dict]:
@@ -31,3 +42,21 @@ def test_plugin_loaded_with_everything_registered():
     assert info.registered["reader"] == ["audio"]
     assert info.registered["config"] == ["spoken_words_supcon"]
     assert "char_ngram" not in info.registered["encoder"]  # manyview-text's, a dependency
+
+
+@pytest.mark.parametrize("name", SPEECH_ENCODERS)
+def test_encoder_contract(name):
+    check_encoder(manyview.create("encoder", name))
+
+
+@pytest.mark.parametrize("name", SPEECH_VIEWS)
+def test_view_contract(name):
+    check_view(manyview.create("view", name))
+
+
+def test_registered_with_their_modality():
+    kinds = {e.name: e.modality for e in manyview.manager.registry().entries("encoder")}
+    assert {kinds[n] for n in ("logmel_cnn", "logmel_transformer", "wav2vec2", "hubert")} == {
+        "audio"
+    }
+    assert all(manyview.entry("view", n).modality == "audio" for n in SPEECH_VIEWS)
