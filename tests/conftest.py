@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -48,6 +50,56 @@ def run_python() -> Callable[..., subprocess.CompletedProcess[str]]:
             timeout=timeout,
             check=False,
         )
+
+    return run
+
+
+class CliRun(NamedTuple):
+    """What :func:`fresh_cli` saw: the subprocess's exit status and output, and which of
+    the ``heavy`` modules were imported (``None`` when it did not get that far)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    heavy: list[str] | None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of every JSON list the commands printed, in order."""
+        decoder, text, rows, pos = json.JSONDecoder(), self.stdout.rstrip(), [], 0
+        while pos < len(text):
+            value, pos = decoder.raw_decode(text, pos)
+            rows.extend(value)
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+        return rows
+
+
+@pytest.fixture
+def fresh_cli(run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., CliRun]:
+    """Run ``manyview`` commands (argument lists) in a fresh interpreter, then import
+    ``imports``, and report which of the ``heavy`` modules got imported on the way: the
+    check that listing stays light. A command that fails ends the process with its status."""
+
+    def run(*commands: Sequence[str], heavy: Sequence[str], imports: Sequence[str] = ()) -> CliRun:
+        lines = ["import json, sys", "from manyview.cli import main"]
+        for argv in commands:
+            lines += [
+                "try:",
+                f"    status = main({list(argv)!r})",
+                "except SystemExit as exit:",
+                "    status = exit.code",
+                "if status:",
+                "    sys.exit(status)",
+            ]
+        lines += [f"import {module}" for module in imports]
+        lines.append(
+            f"print('HEAVY', json.dumps([m for m in {tuple(heavy)!r} if m in sys.modules]), "
+            "file=sys.stderr)"
+        )
+        result = run_python("-c", "\n".join(lines))
+        reported = [line for line in result.stderr.splitlines() if line.startswith("HEAVY ")]
+        heavy_seen = json.loads(reported[-1].removeprefix("HEAVY ")) if reported else None
+        return CliRun(result.returncode, result.stdout, result.stderr, heavy_seen)
 
     return run
 

@@ -144,20 +144,10 @@ def test_plugins_json(capsys):
         ["plugins", "--json"],
     ],
 )
-def test_fast_commands_do_not_import_torch(run_python, argv):
-    code = (
-        "import sys\n"
-        "from manyview.cli import main\n"
-        "try:\n"
-        f"    main({argv!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = [m for m in ('torch', 'numpy', 'timm', 'open_clip', 'diffusers') if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
-    )
-    result = run_python("-c", code)
+def test_fast_commands_do_not_import_torch(fresh_cli, argv):
+    result = fresh_cli(argv, heavy=("torch", "numpy", "timm", "open_clip", "diffusers"))
     assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stderr
+    assert result.heavy == []
 
 
 def test_console_script_help(run_python):

@@ -105,36 +105,6 @@ def test_a_reader_must_name_its_modality(fresh_plugins):
     assert info.status == "failed" and "modality" in info.error
 
 
-class _Recorder:
-    """Implements every lifecycle hook and records what it was called with."""
-
-    def __init__(self, seen: list[tuple[object, ...]]) -> None:
-        self.seen = seen
-
-    @manyview.hookimpl
-    def manyview_train_start(self, trainer):
-        self.seen.append(("start", trainer))
-
-    @manyview.hookimpl
-    def manyview_step_end(self, trainer, step, metrics):
-        self.seen.append(("step", step, metrics["loss"]))
-
-    @manyview.hookimpl
-    def manyview_checkpoint_saved(self, trainer, path):
-        self.seen.append(("ckpt", path))
-
-    @manyview.hookimpl
-    def manyview_train_end(self, trainer):
-        self.seen.append(("end", trainer))
-
-
-@pytest.fixture
-def seen(fresh_plugins) -> list[tuple[object, ...]]:
-    calls: list[tuple[object, ...]] = []
-    manager.register_plugin(_Recorder(calls), name="recorder")
-    return calls
-
-
 def test_hook_manyview_train_start(seen):
     assert manager.call_hook("manyview_train_start", trainer="t") == []
     assert seen == [("start", "t")]
@@ -227,8 +197,8 @@ def test_a_lifecycle_hookwrapper_runs(fresh_plugins, seen):
     assert wrapped == ["new before", "old before", "old after", "new after"]
 
 
-def test_call_hook_can_call_one_plugin(seen):
-    manager.register_plugin(_Recorder(seen), name="another")
+def test_call_hook_can_call_one_plugin(seen, lifecycle_recorder):
+    manager.register_plugin(lifecycle_recorder(seen), name="another")
     manager.call_hook("manyview_train_end", plugin="another", trainer="only")
     assert seen == [("end", "only")]
 

@@ -308,27 +308,7 @@ def test_a_registration_hookwrapper_wraps_each_plugins_call(fresh_plugins):
     assert info.status == "loaded" and wrapped == ["before", "after"]
 
 
-def test_lifecycle_hooks_reach_plugins(fresh_plugins):
-    seen = []
-
-    class Recorder:
-        @manyview.hookimpl
-        def manyview_train_start(self, trainer):
-            seen.append(("start", trainer))
-
-        @manyview.hookimpl
-        def manyview_step_end(self, trainer, step, metrics):
-            seen.append(("step", step, metrics["loss"]))
-
-        @manyview.hookimpl
-        def manyview_checkpoint_saved(self, trainer, path):
-            seen.append(("ckpt", path))
-
-        @manyview.hookimpl
-        def manyview_train_end(self, trainer):
-            seen.append(("end", trainer))
-
-    plugins.register_plugin(Recorder(), name="recorder")
+def test_lifecycle_hooks_reach_plugins(seen):
     hook = plugins.plugin_manager().hook
     hook.manyview_train_start(trainer="t")
     hook.manyview_step_end(trainer="t", step=3, metrics={"loss": 1.5})
@@ -348,44 +328,23 @@ def test_hookimpl_with_wrong_argument_is_reported(fresh_plugins):
     assert "registr" in info.error
 
 
+def _registers_one(kind: str, modality: str | None):
+    """A hook implementation registering ``k_<kind>`` through the kind's hook
+    (``manyview_register_views``, ..., ``manyview_register_losses``, ...)."""
+    meta = {"modality": modality} if modality else {}
+    plural = kind + ("es" if kind.endswith("s") else "s")
+
+    @manyview.hookimpl(specname=f"manyview_register_{plural}")
+    def register_one(self, register):
+        register(f"k_{kind}", lambda: kind, **meta)
+
+    return register_one
+
+
 def test_every_kind_registers_through_its_hook(fresh_plugins):
-    class AllKinds:
-        @manyview.hookimpl
-        def manyview_register_views(self, register):
-            register("k_view", lambda: "view", modality="image")
-
-        @manyview.hookimpl
-        def manyview_register_encoders(self, register):
-            register("k_encoder", lambda: "encoder", modality="audio")
-
-        @manyview.hookimpl
-        def manyview_register_teachers(self, register):
-            register("k_teacher", lambda: "teacher")
-
-        @manyview.hookimpl
-        def manyview_register_losses(self, register):
-            register("k_loss", lambda: "loss")
-
-        @manyview.hookimpl
-        def manyview_register_datasets(self, register):
-            register("k_dataset", lambda: "dataset")
-
-        @manyview.hookimpl
-        def manyview_register_benchmarks(self, register):
-            register("k_benchmark", lambda: "benchmark")
-
-        @manyview.hookimpl
-        def manyview_register_recipes(self, register):
-            register("k_recipe", lambda: "recipe")
-
-        @manyview.hookimpl
-        def manyview_register_configs(self, register):
-            register("k_config", lambda: "config")
-
-        @manyview.hookimpl
-        def manyview_register_readers(self, register):
-            register("k_reader", lambda: "reader", modality="audio")
-
+    modality = {"view": "image", "encoder": "audio", "reader": "audio"}
+    hooks = {f"register_{k}": _registers_one(k, modality.get(k)) for k in manyview.KINDS}
+    AllKinds = type("AllKinds", (), hooks)  # one plugin implementing every registration hook
     info = plugins.register_plugin(AllKinds(), name="allkinds")
     assert info.status == "loaded", info.error
     assert list(info.registered) == list(manyview.KINDS)

@@ -83,49 +83,11 @@ def test_the_check_catches_ranks_that_do_not_share_candidates():
 
 # ---------------------------------------------------------------- the trainer on 2 ranks
 
-CONFIG = """
-[run]
-recipe = "contrastive"
-seed = 3
-steps = 4
-batch_size = {batch_size}
-log_every = 2
-metrics_every = 4
-checkpoint_every = 2
-keep_checkpoints = 2
-
-[data]
-name = "synthetic"
-options = {{ modalities = {{ a = 8, b = 12 }}, num_samples = 256, num_classes = 4 }}
-
-[optimizer]
-name = "adamw"
-lr = 0.005
-
-[schedule]
-warmup_steps = 3
-
-[modalities.a]
-encoder = "mlp"
-encoder_options = {{ output_dim = 16, hidden_dim = 32 }}
-projector_dim = 8
-
-[modalities.b]
-encoder = "mlp"
-encoder_options = {{ output_dim = 16, hidden_dim = 32 }}
-projector_dim = 8
-
-[[losses]]
-name = "mv_infonce"
-options = {{ temperature = 0.2 }}
-
-[[losses]]
-name = "isogclr"
-weight = 0.5
-"""
-# No dropout and no random views: those draw from per-rank generators (seeded with the
-# rank), which one process cannot reproduce. mv_infonce runs on local anchors, isogclr
-# falls back to the full loss and keeps per-sample state.
+# The core's two-modality configuration (tests/core/conftest.py), 4 steps. No dropout and
+# no random views: those draw from per-rank generators (seeded with the rank), which one
+# process cannot reproduce. mv_infonce runs on local anchors, isogclr falls back to the
+# full loss and keeps per-sample state.
+FOUR_STEPS = ("run.steps=4", "run.checkpoint_every=2")
 
 
 def _free_port() -> int:
@@ -162,17 +124,15 @@ def _run_two_ranks(args: list[str], timeout: float) -> list[str]:
 
 @pytest.mark.parametrize("gradcache", [False, True], ids=["ddp", "gradcache"])
 def test_trainer_on_two_ranks_matches_one_process_on_the_global_batch(
-    tmp_path: Path, gradcache: bool
+    tmp_path: Path, gradcache: bool, two_modalities
 ):
     """Also with [run] gradcache_chunk: no DDP wrapper, the gradients averaged by hand."""
     per_rank = 8
     two = tmp_path / "two.toml"
-    text = CONFIG.format(batch_size=per_rank)
-    if gradcache:
-        text = text.replace("keep_checkpoints = 2", "keep_checkpoints = 2\ngradcache_chunk = 3")
-    two.write_text(text)
+    chunk = ["run.gradcache_chunk=3"] if gradcache else []
+    two.write_text(two_modalities([*FOUR_STEPS, f"run.batch_size={per_rank}", *chunk]))
     one = tmp_path / "one.toml"
-    one.write_text(CONFIG.format(batch_size=2 * per_rank))
+    one.write_text(two_modalities([*FOUR_STEPS, f"run.batch_size={2 * per_rank}"]))
     out = tmp_path / "ranks"
     _run_two_ranks(["-m", "manyview", "train", str(two), "--out", str(out)], timeout=300)
 

@@ -1,8 +1,8 @@
-"""A tiny, fast configuration for trainer tests."""
+"""A tiny, fast configuration for trainer tests, and a loss that turns NaN."""
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,58 +10,34 @@ import torch
 
 import manyview
 
-TINY = """
-[run]
-recipe = "contrastive"
-seed = 3
-steps = {steps}
-batch_size = 16
-log_every = 2
-metrics_every = 4
-checkpoint_every = {every}
-keep_checkpoints = 2
+# The core's two-modality configuration (tests/core/conftest.py) with dropout and random
+# views, so that resume, GradCache and the checkpointed RNG states have randomness to keep.
+RANDOM = (
+    "modalities.a.encoder_options.dropout=0.1",
+    "modalities.a.num_views=2",
+    'modalities.a.views=[{ name = "gaussian_noise", options = { std = 0.3 } }]',
+    'modalities.b.views=[{ name = "feature_mask", options = { p = 0.3 } }]',
+)
 
-[data]
-name = "synthetic"
-options = {{ modalities = {{ a = 8, b = 12 }}, num_samples = 256, num_classes = 4 }}
 
-[optimizer]
-name = "adamw"
-lr = 0.005
+@pytest.fixture(scope="session")
+def tiny_toml(two_modalities) -> Callable[..., str]:
+    """The text of the tiny configuration: ``tiny_toml(steps, every, extra)``."""
 
-[schedule]
-warmup_steps = 3
+    def text(steps: int = 12, every: int = 4, extra: str = "") -> str:
+        overrides = [*RANDOM, f"run.steps={steps}", f"run.checkpoint_every={every}"]
+        return two_modalities(overrides, extra)
 
-[modalities.a]
-encoder = "mlp"
-encoder_options = {{ output_dim = 16, hidden_dim = 32, dropout = 0.1 }}
-num_views = 2
-views = [{{ name = "gaussian_noise", options = {{ std = 0.3 }} }}]
-projector_dim = 8
-
-[modalities.b]
-encoder = "mlp"
-encoder_options = {{ output_dim = 16, hidden_dim = 32 }}
-views = [{{ name = "feature_mask", options = {{ p = 0.3 }} }}]
-projector_dim = 8
-
-[[losses]]
-name = "mv_infonce"
-options = {{ temperature = 0.2 }}
-
-[[losses]]
-name = "isogclr"
-weight = 0.5
-"""
+    return text
 
 
 @pytest.fixture
-def tiny_config(tmp_path: Path):
+def tiny_config(tmp_path: Path, tiny_toml: Callable[..., str]) -> Callable[..., Path]:
     """Write the tiny configuration and return its path."""
 
     def make(steps: int = 12, every: int = 4, extra: str = "") -> Path:
         path = tmp_path / "tiny.toml"
-        path.write_text(TINY.format(steps=steps, every=every) + textwrap.dedent(extra))
+        path.write_text(tiny_toml(steps, every, extra))
         return path
 
     return make

@@ -68,18 +68,11 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _config(tmp: Path) -> Path:
-    text = (Path(__file__).parent / "conftest.py").read_text()
-    template = text.split('TINY = """', 1)[1].split('"""', 1)[0]
-    path = tmp / "tiny.toml"
-    path.write_text(template.format(steps=24, every=3))
-    return path
-
-
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, tiny_toml):
     tmp = tmp_path_factory.mktemp("reference")
-    config = _config(tmp)
+    config = tmp / "tiny.toml"
+    config.write_text(tiny_toml(steps=24, every=3))
     proc = _start(config, tmp / "run")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

@@ -11,20 +11,32 @@ import torch
 
 from manyview.cli import main
 from manyview.config import load_config
+from manyview.testing import tiny_run
 from manyview.training.trainer import Trainer
 
-TEACHER_RUN = """
+
+def _run(recipe: str, log_every: int, tables: str) -> str:
+    """A 40-step configuration on three synthetic modalities: the teacher run's and the
+    students' (``tables``: the modalities, teacher and losses)."""
+    return f"""
 [run]
-recipe = "contrastive"
+recipe = "{recipe}"
 steps = 40
 batch_size = 32
-log_every = 40
+log_every = {log_every}
 checkpoint_every = 40
 [data]
 name = "synthetic"
-options = { modalities = { a = 10, b = 12, c = 14 }, num_samples = 256, num_classes = 4 }
+options = {{ modalities = {{ a = 10, b = 12, c = 14 }}, num_samples = 256, num_classes = 4 }}
 [optimizer]
 lr = 0.005
+{tables}"""
+
+
+TEACHER_RUN = _run(
+    "contrastive",
+    40,
+    """
 [modalities.a]
 encoder = "mlp"
 encoder_options = { output_dim = 16 }
@@ -33,20 +45,13 @@ encoder = "mlp"
 encoder_options = { output_dim = 16 }
 [[losses]]
 name = "clip"
-"""
+""",
+)
 
-STUDENT = """
-[run]
-recipe = "distill"
-steps = 40
-batch_size = 32
-log_every = 10
-checkpoint_every = 40
-[data]
-name = "synthetic"
-options = { modalities = { a = 10, b = 12, c = 14 }, num_samples = 256, num_classes = 4 }
-[optimizer]
-lr = 0.005
+STUDENT = _run(
+    "distill",
+    10,
+    """
 [modalities.c]
 encoder = "mlp"
 encoder_options = { output_dim = 16 }
@@ -56,7 +61,8 @@ TEACHER
 [[losses]]
 name = "crd"
 options = { temperature = 0.1 }
-"""
+""",
+)
 
 TEACHERS = {  # RUN is the trained teacher run's directory
     "ema": 'name = "ema"\noptions = { momentum = 0.9 }',
@@ -74,8 +80,7 @@ TEACHERS = {  # RUN is the trained teacher run's directory
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("teacher")
-    (root / "t.toml").write_text(TEACHER_RUN)
-    Trainer(load_config(root / "t.toml"), root / "run", progress=False).fit()
+    tiny_run(root, TEACHER_RUN)
     return root / "run"
 
 

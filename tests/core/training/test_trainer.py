@@ -109,6 +109,7 @@ def test_lifecycle_hooks_fire(tiny_config, tmp_path, fresh_plugins):
 
 
 def test_four_modalities_in_one_loss(tmp_path):
+    # its own configuration: four modalities of other widths, not the two of tiny_config
     text = """
 [run]
 steps = 40

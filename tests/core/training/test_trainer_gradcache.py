@@ -8,6 +8,7 @@ import torch
 import manyview
 from manyview.config import ConfigError, load_config
 from manyview.recipes import Recipe, StepOutput
+from manyview.testing import example_config
 from manyview.training.trainer import Trainer
 
 
@@ -66,7 +67,7 @@ class WholeStepRecipe(Recipe):
 
     def __init__(self, config, dataset):
         super().__init__()
-        self.model = torch.nn.Linear(12, 2)
+        self.model = torch.nn.Linear(dataset[0]["a"].shape[-1], 2)
 
     def step(self, batch, generator):
         return StepOutput(self.model(batch["a"]).pow(2).mean())
@@ -76,22 +77,12 @@ def test_a_recipe_without_the_embed_split_is_a_config_error(tmp_path, fresh_plug
     from manyview import manager
 
     manager.register_plugin(_WholeStep(), name="wholestep")
-    config = """
-[run]
-recipe = "whole_step"
-steps = 2
-batch_size = 16
-[data]
-name = "synthetic"
-options = { modalities = { a = 12 }, num_samples = 64, num_classes = 4 }
-[[losses]]
-name = "infonce"
-"""
-    path = tmp_path / "w.toml"
-    path.write_text(config)
-    Trainer(load_config(path), tmp_path / "plain", progress=False).fit()  # trains as it is
+    # any tiny configuration will do: the contrastive recipe's, trained by whole_step
+    plain = example_config("contrastive", ['run.recipe="whole_step"'])
+    Trainer(plain, tmp_path / "plain", progress=False).fit()  # trains as it is
+    cached = example_config("contrastive", ['run.recipe="whole_step"', "run.gradcache_chunk=4"])
     with pytest.raises(ConfigError, match=r"computes its own step .* set gradcache_chunk = 0"):
-        Trainer(load_config(path, ["run.gradcache_chunk=4"]), tmp_path / "gc", progress=False).fit()
+        Trainer(cached, tmp_path / "gc", progress=False).fit()
 
 
 def test_the_gradcache_step_is_the_one_that_runs(tiny_config, tmp_path, monkeypatch):

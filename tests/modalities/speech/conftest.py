@@ -1,12 +1,16 @@
-"""Signals the speech tests synthesise (tones, chirps, noise bursts, spoken words)."""
+"""Signals the speech tests synthesise (tones, chirps, noise bursts, spoken words), and a
+folder of clips."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+
+from manyview_speech.audio import write_audio
 
 
 def tone(
@@ -46,6 +50,19 @@ def peak_hz(x: torch.Tensor, sample_rate: int) -> float:
 @pytest.fixture
 def signals() -> SimpleNamespace:
     return SimpleNamespace(tone=tone, chirp=chirp, noise_burst=noise_burst, peak_hz=peak_hz)
+
+
+@pytest.fixture
+def clip_folder(tmp_path: Path) -> Path:
+    """A folder of labelled clips, ``high/`` and ``low/`` (three tones each), with an empty
+    and a corrupt file among them."""
+    root = tmp_path / "clips"
+    for label, freq in (("high", 1000), ("low", 200)):
+        for i in range(3):
+            write_audio(root / label / f"{i}.wav", tone(freq + 10 * i, 0.5), 16000)
+    (root / "low" / "empty.wav").write_bytes(b"")
+    (root / "high" / "bad.flac").write_bytes(b"not audio at all" * 4)
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,6 @@ neither torch nor open_clip."""
 
 from __future__ import annotations
 
-import json
-
 import manyview
 
 ENCODERS = {"open_clip_text": "text", "char_ngram": "text"}
@@ -20,28 +18,16 @@ def test_entries_are_registered_by_the_text_plugin():
         assert entry.plugin == "manyview-text" and entry.modality == "text" and entry.summary
 
 
-def test_manyview_list_shows_the_entries_without_importing_torch(run_python):
-    code = (
-        "import sys\n"
-        "from manyview.cli import main\n"
-        "main(['list', 'encoder', '--json'])\n"
-        "main(['list', 'view', '--json'])\n"
-        "import manyview_text, manyview_text.plugin\n"
-        "heavy = [m for m in ('torch', 'open_clip') if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
+def test_manyview_list_shows_the_entries_without_importing_torch(fresh_cli):
+    result = fresh_cli(
+        ["list", "encoder", "--json"],
+        ["list", "view", "--json"],
+        imports=("manyview_text", "manyview_text.plugin"),
+        heavy=("torch", "open_clip"),
     )
-    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stderr
-    decoder = json.JSONDecoder()
-    text, rows, pos = result.stdout, [], 0
-    while pos < len(text.rstrip()):
-        value, end = decoder.raw_decode(text, pos)
-        rows.extend(value)
-        pos = end
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-    listed = {r["name"]: r.get("modality") for r in rows}
+    assert result.heavy == []
+    listed = {r["name"]: r.get("modality") for r in result.rows()}
     for name, modality in {**ENCODERS, **dict.fromkeys(VIEWS, "text")}.items():
         assert listed.get(name) == modality, (name, listed)
 

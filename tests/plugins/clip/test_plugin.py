@@ -3,8 +3,6 @@ the pair builder as metadata, and listing imports neither torch nor open_clip.""
 
 from __future__ import annotations
 
-import json
-
 import manyview
 
 
@@ -25,17 +23,14 @@ def test_lazy_public_names():
     assert {"OpenCLIPImage", "OpenCLIPPair", "open_clip_pair"} <= set(dir(manyview_clip))
 
 
-def test_listing_imports_neither_torch_nor_open_clip(run_python):
-    code = (
-        "import sys\n"
-        "from manyview.cli import main\n"
-        "main(['list', 'encoder', '--json'])\n"
-        "import manyview_clip, manyview_clip.plugin\n"
-        "print('HEAVY', [m for m in ('torch', 'open_clip') if m in sys.modules], file=sys.stderr)\n"
+def test_listing_imports_neither_torch_nor_open_clip(fresh_cli):
+    result = fresh_cli(
+        ["list", "encoder", "--json"],
+        imports=("manyview_clip", "manyview_clip.plugin"),
+        heavy=("torch", "open_clip"),
     )
-    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stderr
-    listed = {row["name"]: row for row in json.loads(result.stdout)}
+    assert result.heavy == []
+    listed = {row["name"]: row for row in result.rows()}
     assert listed["open_clip_image"]["plugin"] == "manyview-clip"
     assert listed["open_clip_image"]["modality"] == "image"

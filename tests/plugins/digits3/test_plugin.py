@@ -3,8 +3,6 @@ them, through its entry point, and listing them imports no torch."""
 
 from __future__ import annotations
 
-import json
-
 import manyview
 from manyview.config import load_config
 
@@ -29,15 +27,9 @@ def test_every_configuration_trains_digits3_on_three_modalities():
     assert manyview.create("config", "demo") == manyview.create("config", "digits3-mv_infonce")
 
 
-def test_listing_imports_no_torch(run_python):
-    code = (
-        "import sys\n"
-        "from manyview.cli import main\n"
-        "main(['list', 'config', '--json'])\n"
-        "print('HEAVY', [m for m in ('torch', 'sklearn') if m in sys.modules], file=sys.stderr)\n"
-    )
-    result = run_python("-c", code)
+def test_listing_imports_no_torch(fresh_cli):
+    result = fresh_cli(["list", "config", "--json"], heavy=("torch", "sklearn"))
     assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stderr
-    listed = {row["name"]: row["plugin"] for row in json.loads(result.stdout)}
+    assert result.heavy == []
+    listed = {row["name"]: row["plugin"] for row in result.rows()}
     assert all(listed[name] == "manyview-digits3" for name in CONFIGS)

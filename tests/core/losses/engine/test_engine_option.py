@@ -39,7 +39,8 @@ def _mask(n: int) -> torch.Tensor:
 
 
 # (name, create() keywords, inputs(n) -> call keywords, two views only)
-LOSSES: list[tuple[str, dict[str, Any], Callable[[int], dict[str, Any]], bool]] = [
+LossSpec = tuple[str, dict[str, Any], Callable[[int], dict[str, Any]], bool]
+LOSSES: list[LossSpec] = [
     ("infonce", {}, lambda n: {}, False),
     ("clip", {}, lambda n: {}, True),
     ("clip", {"learnable": True}, lambda n: {}, True),
@@ -116,15 +117,11 @@ def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "N{}-M{}-D{}-t{}".format(*c))
-@pytest.mark.parametrize(("name", "kwargs", "inputs", "two_view"), LOSSES, ids=LOSS_IDS)
+@pytest.mark.parametrize("spec", LOSSES, ids=LOSS_IDS)
 def test_tiled_loss_matches_dense(
-    name: str,
-    kwargs: dict[str, Any],
-    inputs: Callable[[int], dict[str, Any]],
-    two_view: bool,
-    case: tuple[int, int, int, float],
-    dtype: torch.dtype,
+    spec: LossSpec, case: tuple[int, int, int, float], dtype: torch.dtype
 ) -> None:
+    name, kwargs, inputs, two_view = spec
     n, m, d, tau = case
     if two_view:
         m = 2
@@ -154,16 +151,11 @@ LOCAL_IDS = [i for spec, i in zip(LOSSES, LOSS_IDS, strict=True) if spec in LOCA
 
 
 @pytest.mark.parametrize("window", [(0, 3), (2, 4), (5, 6), (0, 11)], ids=str)
-@pytest.mark.parametrize(("name", "kwargs", "inputs", "two_view"), LOCAL, ids=LOCAL_IDS)
-def test_tiled_local_anchors_match_dense(
-    name: str,
-    kwargs: dict[str, Any],
-    inputs: Callable[[int], dict[str, Any]],
-    two_view: bool,
-    window: tuple[int, int],
-) -> None:
+@pytest.mark.parametrize("spec", LOCAL, ids=LOCAL_IDS)
+def test_tiled_local_anchors_match_dense(spec: LossSpec, window: tuple[int, int]) -> None:
     """``compute_local`` (one rank's anchors against every global candidate, masks by
     global ids), tiled against dense, value and gradient."""
+    name, kwargs, inputs, two_view = spec
     n, m, d, tau = 11, 2 if two_view else 3, 5, 0.1
     offset, count = window
     z0 = F.normalize(

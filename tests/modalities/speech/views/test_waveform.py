@@ -1,4 +1,5 @@
-"""Speech views: per-sample randomness, determinism, and what each view promises."""
+"""Waveform views (crop, shift, gain, noise, speed; speech_augment too in the determinism
+check): per-sample randomness, determinism, what each view promises, and bad input."""
 
 from __future__ import annotations
 
@@ -7,11 +8,6 @@ import torch
 
 from manyview.testing import check_view
 from manyview_speech import views as V
-
-
-def g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
 
 WAVE_VIEWS = {
     "crop": lambda: V.AudioCrop(0.5),
@@ -24,7 +20,7 @@ WAVE_VIEWS = {
 
 
 @pytest.mark.parametrize("name", list(WAVE_VIEWS))
-def test_deterministic_per_seed_and_different_per_row(name, signals):
+def test_deterministic_per_seed_and_different_per_row(name, signals, g):
     view = WAVE_VIEWS[name]()
     check_view(view)
     x = signals.chirp(200, 3000, 1.0).repeat(6, 1)  # six identical rows
@@ -34,25 +30,7 @@ def test_deterministic_per_seed_and_different_per_row(name, signals):
     assert len({tuple(row.tolist()) for row in a.flatten(1)}) > 1, "every row drew the same"
 
 
-def test_views_of_two_view_training_differ(signals):
-    x = signals.chirp(200, 3000, 1.0).repeat(4, 1)
-    one, two = V.view_set("two_view")(x, generator=g(0))
-    assert one.shape == two.shape == (4, 64, 101)
-    assert not torch.equal(one, two)
-
-
-def test_multi_crop_view_set_mixes_lengths(signals):
-    x = signals.tone(440, 1.0).repeat(3, 1)
-    outs = V.view_set("multi_crop", num_views=5, global_seconds=0.8, local_seconds=0.3)(
-        x, generator=g(0)
-    )
-    assert [o.shape[-1] for o in outs] == [81, 81, 31, 31, 31]
-    assert len(V.view_set("multi_view", num_views=3)) == 3
-    with pytest.raises(ValueError, match="unknown view set"):
-        V.view_set("three_view")
-
-
-def test_crop_is_a_window_of_the_input(signals):
+def test_crop_is_a_window_of_the_input(signals, g):
     x = torch.arange(2000.0).repeat(8, 1) / 2000
     out = V.AudioCrop(seconds=0.05, sample_rate=16000)(x, generator=g(0))  # 800 samples
     assert out.shape == (8, 800)
@@ -63,7 +41,7 @@ def test_crop_is_a_window_of_the_input(signals):
     assert short.shape == (8, 4000) and torch.allclose(short.sum(1), x[:, :1000].sum(1))
 
 
-def test_shift_moves_each_row_within_the_limit(signals):
+def test_shift_moves_each_row_within_the_limit(signals, g):
     x = signals.noise_burst(0.5).repeat(8, 1)
     out = V.AudioShift(max_seconds=0.01, sample_rate=16000)(x, generator=g(3))  # 160 samples
     for row in out:
@@ -82,7 +60,7 @@ def _valid(s: int, n: int) -> torch.Tensor:
     return mask
 
 
-def test_gain_stays_in_range(signals):
+def test_gain_stays_in_range(signals, g):
     x = signals.tone(300, 0.2).repeat(16, 1)
     out = V.AudioGain(-6, 3)(x, generator=g(0))
     db = 20 * torch.log10(out.abs().amax(1) / x.abs().amax(1))
@@ -90,7 +68,7 @@ def test_gain_stays_in_range(signals):
 
 
 @pytest.mark.parametrize("color", ["white", "pink"])
-def test_noise_at_the_drawn_snr(signals, color):
+def test_noise_at_the_drawn_snr(signals, color, g):
     x = signals.chirp(100, 2000, 0.5).repeat(32, 1)
     view = V.AudioNoise(5, 15, color=color)
     out = view(x, generator=g(0))
@@ -100,7 +78,7 @@ def test_noise_at_the_drawn_snr(signals, color):
     assert torch.equal(view(silent, generator=g(0)), silent)  # silence stays silent
 
 
-def test_speed_moves_a_tone(signals):
+def test_speed_moves_a_tone(signals, g):
     x = signals.tone(1000, 1.0).repeat(2, 1)
     fast = V.AudioSpeed((1.1,))(x, generator=g(0))
     slow = V.AudioSpeed((0.9,))(x, generator=g(0))
@@ -108,44 +86,6 @@ def test_speed_moves_a_tone(signals):
     assert abs(signals.peak_hz(fast[0, :14000], 16000) - 1100) < 3
     assert abs(signals.peak_hz(slow[0], 16000) - 900) < 3
     assert fast[0, 14600:].abs().max() == 0  # faster: shorter, padded at the end
-
-
-def test_spec_augment_masks_lie_within_their_widths():
-    view = V.SpecAugment(freq_masks=1, freq_width=7, time_masks=1, time_width=12)
-    freq, time = view.masks(256, 64, 100, generator=g(0))
-    for mask, width in ((freq, 7), (time, 12)):
-        counts = mask.sum(1)
-        assert counts.max() <= width and counts.max() == width and counts.min() == 0
-        for row in mask[counts > 0]:  # one contiguous band per row
-            idx = row.nonzero().flatten()
-            assert idx[-1] - idx[0] + 1 == idx.numel()
-    several = V.SpecAugment(freq_masks=3, freq_width=5, time_masks=2, time_width=4)
-    freq, time = several.masks(256, 40, 50, generator=g(1))
-    assert freq.sum(1).max() <= 15 and time.sum(1).max() <= 8
-
-
-def test_spec_augment_fills_only_the_masked_cells():
-    x = torch.randn(16, 40, 60, generator=g(5))
-    view = V.SpecAugment(2, 6, 2, 10, fill="zero")
-    out = view(x, generator=g(7))
-    freq, time = view.masks(16, 40, 60, generator=g(7))
-    cells = freq[:, :, None] | time[:, None, :]
-    assert torch.equal(out[~cells], x[~cells]) and (out[cells] == 0).all() and cells.any()
-    mean = V.SpecAugment(fill="mean")(x, generator=g(7))
-    changed = mean != x
-    assert torch.allclose(mean[changed], x.mean((1, 2), keepdim=True).expand_as(x)[changed])
-
-
-def test_feature_views_and_strengths():
-    x = V.example_waveforms(3, 1.0)
-    assert V.LogMelView(n_mels=40)(x).shape == (3, 40, 101)
-    assert V.MFCCView(n_mfcc=13)(x).shape == (3, 13, 101)
-    for strength in ("light", "medium", "strong"):
-        assert V.SpeechAugment(strength)(x, generator=g(0)).shape == (3, 64, 101)
-    assert V.SpeechAugment(features="mfcc", n_mfcc=20)(x, generator=g(0)).shape == (3, 20, 101)
-    assert V.SpeechAugment(features="waveform")(x, generator=g(0)).shape == x.shape
-    with pytest.raises(ValueError, match="strength must be one of"):
-        V.SpeechAugment("extreme")
 
 
 def test_bad_inputs_say_what_to_do():

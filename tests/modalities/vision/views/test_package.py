@@ -1,10 +1,10 @@
-"""Image views: shapes, dtypes, ranges, determinism, tiny and one-channel images, bad input."""
+"""Every registered image view: shapes, dtypes, ranges, determinism, tiny and one-channel
+images, bad input and options."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 import manyview
 from manyview_vision.views import (
@@ -12,7 +12,6 @@ from manyview_vision.views import (
     GaussianBlur,
     ImageAugment,
     Normalize,
-    RandomGrayscale,
     RandomResizedCrop,
     ViewSet,
     byol,
@@ -33,14 +32,6 @@ SINGLE = [
 SETS = {"simclr": 2, "byol": 2, "multicrop": 8, "dino": 10}
 
 
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def images(n=6, c=3, h=16, w=16, seed=0) -> torch.Tensor:
-    return torch.rand(n, c, h, w, generator=gen(seed))
-
-
 def as_list(out):
     return out if isinstance(out, list) else [out]
 
@@ -59,7 +50,7 @@ def test_registered_with_modality_image():
 @pytest.mark.parametrize(
     "shape", [(3, 16, 16), (1, 8, 8), (3, 9, 13)], ids=["rgb16", "gray8", "rgb9x13"]
 )
-def test_shapes_dtypes_ranges_determinism(name, shape):
+def test_shapes_dtypes_ranges_determinism(name, shape, gen):
     view = manyview.create("view", name)
     x = torch.rand(5, *shape, generator=gen(1))
     before = x.clone()
@@ -75,23 +66,14 @@ def test_shapes_dtypes_ranges_determinism(name, shape):
 
 
 @pytest.mark.parametrize("name", ["random_resized_crop", "color_jitter", "image_augment", "simclr"])
-def test_another_seed_gives_another_view(name):
+def test_another_seed_gives_another_view(name, gen, images):
     view = manyview.create("view", name)
     x = images()
     a, b = as_list(view(x, generator=gen(1)))[0], as_list(view(x, generator=gen(2)))[0]
     assert not torch.equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["simclr", "byol", "dino", "multicrop"])
-def test_the_views_of_a_set_differ(name):
-    views = manyview.create("view", name)(images(), generator=gen(3))
-    assert not torch.equal(views[0], views[1])
-    # and per sample, not only somewhere in the batch
-    same = (views[0] - views[1]).flatten(1).abs().amax(1) == 0
-    assert not bool(same.any())
-
-
-def test_uint8_input_is_converted():
+def test_uint8_input_is_converted(gen):
     x8 = torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8, generator=gen(4))
     crop = RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0))
     out = crop(x8, generator=gen(5))
@@ -104,13 +86,13 @@ def test_uint8_input_is_converted():
     assert ColorJitter()(x8, generator=gen(6)).dtype == torch.float32
 
 
-def test_float64_is_kept():
+def test_float64_is_kept(gen, images):
     x = images().double()
     for view in (ImageAugment(), simclr()):
         assert all(v.dtype == torch.float64 for v in as_list(view(x, generator=gen(0))))
 
 
-def test_three_dim_batch_is_single_channel():
+def test_three_dim_batch_is_single_channel(gen):
     x = torch.rand(4, 8, 8, generator=gen(7))
     out = ImageAugment()(x, generator=gen(8))
     assert out.shape == (4, 1, 8, 8)
@@ -119,77 +101,11 @@ def test_three_dim_batch_is_single_channel():
 
 
 @pytest.mark.parametrize("side", [1, 2, 3, 8])
-def test_tiny_images(side):
+def test_tiny_images(side, gen):
     x = torch.rand(3, 1, side, side, generator=gen(9))
     for view in (ImageAugment(), multicrop(), dino(), byol()):
         for v in as_list(view(x, generator=gen(10))):
             assert v.shape[:2] == (3, 1) and torch.isfinite(v).all()
-
-
-def test_output_shapes_of_crops_and_view_sets():
-    x = images(4, 3, 32, 32)
-    assert RandomResizedCrop(8)(x, generator=gen(0)).shape == (4, 3, 8, 8)
-    assert RandomResizedCrop((6, 10))(x, generator=gen(0)).shape == (4, 3, 6, 10)
-    views = multicrop(global_crops=3, local_crops=2)(x, generator=gen(0))
-    assert [tuple(v.shape[-2:]) for v in views] == [(32, 32)] * 3 + [(14, 14)] * 2
-    views = dino(local_crops=2, global_size=24, local_size=8)(x, generator=gen(0))
-    assert [tuple(v.shape[-2:]) for v in views] == [(24, 24)] * 2 + [(8, 8)] * 2
-    views = multicrop(global_size=224, local_crops=1)(x, generator=gen(0))
-    assert tuple(views[-1].shape[-2:]) == (96, 96)
-    assert simclr(size=20)(x, generator=gen(0))[1].shape == (4, 3, 20, 20)
-
-
-def test_views_follow_a_view_set_in_a_pipeline():
-    views = simclr()(images(), generator=gen(0))
-    normalized = Normalize()(views, generator=gen(0))
-    assert isinstance(normalized, list) and len(normalized) == 2
-    torch.testing.assert_close(
-        normalized[0], TF.normalize(views[0], [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-    )
-
-
-def test_jitter_applies_each_sample_in_its_own_order():
-    """The batched jitter equals torchvision's functions applied per sample in the drawn
-    order with the drawn factors."""
-    x = images(12, seed=11)
-    view = ColorJitter(0.8, 0.8, 0.8, 0.2, p=0.7)
-    params = view.draw(12, (16, 16), gen(12), torch.device("cpu"))
-    out = view.apply(x.clone(), params)
-    fns = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
-    names = ("brightness", "contrast", "saturation", "hue")
-    for i in range(12):
-        ref = x[i]
-        if params["apply"][i]:
-            for op in params["order"][i].tolist():
-                ref = fns[op](ref, float(params[names[op]][i]))
-        torch.testing.assert_close(out[i], ref, atol=2e-6, rtol=0)
-    fixed = ColorJitter(random_order=False).draw(5, (4, 4), gen(0), torch.device("cpu"))
-    assert bool((fixed["order"] == torch.arange(4)).all())
-
-
-def test_blocked_processing_gives_the_same_result(monkeypatch):
-    from manyview_vision import functional as VF
-
-    x = images(9, seed=13)
-    whole = ImageAugment(blur_p=0.7)(x, generator=gen(14))
-    monkeypatch.setattr(VF, "BLOCK_ELEMENTS", 3 * 16 * 16 * 2)  # blocks of two images
-    torch.testing.assert_close(ImageAugment(blur_p=0.7)(x, generator=gen(14)), whole)
-
-
-def test_blur_only_touches_selected_images():
-    x = images(40, seed=15)
-    blur = GaussianBlur(p=0.5)
-    params = blur.draw(40, (16, 16), gen(16), torch.device("cpu"))
-    out = blur.apply(x.clone(), params)
-    changed = (out - x).flatten(1).abs().amax(1) > 0
-    assert not bool((changed & ~params["blur"]).any()), "an unselected image changed"
-    assert int(changed.sum()) >= int(params["blur"].sum()) - 2  # sigma ~0.1 is the identity
-
-
-def test_grayscale_keeps_channels():
-    out = RandomGrayscale(p=1.0)(images(), generator=gen(0))
-    assert out.shape == (6, 3, 16, 16)
-    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
 
 
 @pytest.mark.parametrize(
@@ -202,13 +118,13 @@ def test_grayscale_keeps_channels():
         ("image.png", "tensor"),
     ],
 )
-def test_bad_input_is_a_clear_value_error(bad, match):
+def test_bad_input_is_a_clear_value_error(bad, match, gen):
     for view in (ImageAugment(), simclr(), ColorJitter()):
         with pytest.raises(ValueError, match=match):
             view(bad, generator=gen(0))
 
 
-def test_channel_mismatch():
+def test_channel_mismatch(gen):
     with pytest.raises(ValueError, match=r"3 channels|1 channel"):
         ColorJitter()(torch.rand(2, 4, 8, 8), generator=gen(0))
     with pytest.raises(ValueError, match="3 channels"):
@@ -242,13 +158,3 @@ def test_channel_mismatch():
 def test_bad_options(make, match):
     with pytest.raises(ValueError, match=match):
         make()
-
-
-def test_view_set_refuses_a_list():
-    with pytest.raises(ValueError, match="not a list"):
-        simclr()([images(), images()], generator=gen(0))
-
-
-def test_normalize_option_of_the_sets():
-    views = byol(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))(images(), generator=gen(0))
-    assert float(views[0].min()) < 0.0 or float(views[0].max()) > 1.0

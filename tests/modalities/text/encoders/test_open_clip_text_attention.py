@@ -2,7 +2,7 @@
 
 The "xformers" path is exercised on the CPU with a reference stand-in for ``xformers.ops``
 (same layout and bias checks); the real xformers needs CUDA and is tested in
-tests/core/test_attention.py when it can run.
+tests/core/encoders/test_attention.py when it can run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Audio IO through soundfile: round trips, mono mixdown, resampling, and bad files."""
+"""Audio IO through soundfile: round trips, mono mixdown, resampling, bad files, loading many,
+fitting lengths."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from manyview_speech.audio import (
     trim_silence,
     write_audio,
 )
-from manyview_speech.datasets.audiofolder import AudioFolder
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
@@ -110,18 +110,8 @@ def test_write_refuses_bad_waveforms(tmp_path):
         write_audio(tmp_path / "x.wav", torch.zeros(2, 3, 4), 16000)
 
 
-def _folder(tmp_path, signals):
-    root = tmp_path / "clips"
-    for label, freq in (("high", 1000), ("low", 200)):
-        for i in range(3):
-            write_audio(root / label / f"{i}.wav", signals.tone(freq + 10 * i, 0.5), 16000)
-    (root / "low" / "empty.wav").write_bytes(b"")
-    (root / "high" / "bad.flac").write_bytes(b"not audio at all" * 4)
-    return root
-
-
-def test_load_many_skips_and_counts(tmp_path, signals):
-    root = _folder(tmp_path, signals)
+def test_load_many_skips_and_counts(clip_folder):
+    root = clip_folder
     paths = sorted(root.rglob("*.*"))
     waves, kept, skipped = load_many(paths, sample_rate=8000)
     assert len(waves) == 6 and len(skipped) == 2 and len(kept) == 6
@@ -129,18 +119,6 @@ def test_load_many_skips_and_counts(tmp_path, signals):
     assert all(w.shape == (4000,) for w in waves)
     with pytest.raises(AudioFileError):
         load_many(paths, on_error="raise")
-
-
-@pytest.mark.parametrize("preload", [True, False])
-def test_audiofolder_skips_and_counts_bad_files(tmp_path, signals, preload):
-    root = _folder(tmp_path, signals)
-    with pytest.warns(UserWarning, match="skipped 2 of 8 files"):
-        data = AudioFolder(root, clip_seconds=0.25, preload=preload)
-    assert len(data) == 6 and data.num_skipped == 2 and data.classes == ["high", "low"]
-    item = data[4]
-    assert item["audio"].shape == (4000,) and item["label"] == 1
-    with pytest.raises(AudioFileError, match=r"empty\.wav|bad\.flac"):
-        AudioFolder(root, on_error="raise", preload=preload)
 
 
 def test_fit_length_and_trim(signals):

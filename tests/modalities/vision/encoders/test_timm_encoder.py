@@ -1,4 +1,4 @@
-"""Image encoders: timm models by name (offline), local weights, the small CNN, bad input."""
+"""The timm encoder: models by name (offline), local weights, bad input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 import manyview
 from manyview.testing import check_encoder
-from manyview_vision.encoders import SmallCNN, TimmEncoder, WeightsNotFoundError
+from manyview_vision.encoders import TimmEncoder, WeightsNotFoundError
 
 TIMM_CASES = [
     ("resnet18", {"in_chans": 1}, (1, 32, 32), 512),
@@ -16,12 +16,6 @@ TIMM_CASES = [
     ("vit_tiny_patch16_224", {"img_size": 32}, (3, 32, 32), 192),
     ("mobilenetv3_small_050", {}, (3, 32, 32), 1024),  # head_hidden_size, not num_features
 ]
-
-
-def test_registered_with_modality_image():
-    for name in ("timm", "small_cnn"):
-        entry = manyview.entry("encoder", name)
-        assert entry.modality == "image" and entry.plugin == "manyview-vision"
 
 
 @pytest.mark.parametrize(("model", "kwargs", "shape", "dim"), TIMM_CASES, ids=lambda v: str(v))
@@ -144,24 +138,3 @@ def test_missing_or_unfit_weights(tmp_path):
     garbage.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="could not read"):
         TimmEncoder("resnet18", weights=garbage)
-
-
-@pytest.mark.parametrize("side", [8, 16, 32, 3])
-@pytest.mark.parametrize("in_chans", [1, 3])
-def test_small_cnn_tiny_images(side, in_chans):
-    enc = manyview.create("encoder", "small_cnn", in_chans=in_chans, output_dim=64, width=8)
-    x = torch.rand(4, in_chans, side, side, requires_grad=True)
-    out = enc(x)
-    assert out.shape == (4, 64)
-    out.sum().backward()
-    assert x.grad is not None
-
-
-def test_small_cnn_contract_and_errors():
-    check_encoder(SmallCNN())
-    assert SmallCNN(in_chans=1)(torch.rand(2, 8, 8)).shape == (2, 128)
-    assert sum(p.numel() for p in SmallCNN().parameters()) < 400_000
-    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
-        SmallCNN()(torch.rand(2, 1, 8, 8))
-    with pytest.raises(ValueError, match="output_dim"):
-        SmallCNN(output_dim=0)

@@ -1,5 +1,6 @@
-"""The speech recipes through the core Trainer: supervised-contrastive word recognition on
-held-out voices, the joint objective, init_from, audio-text."""
+"""The speech_supcon recipe through the core Trainer: supervised-contrastive word recognition
+on held-out voices, the joint objective, init_from, view sets, configuration errors, the
+shipped configuration."""
 
 from __future__ import annotations
 
@@ -15,54 +16,6 @@ from manyview.config import ConfigError, validate
 from manyview.training.trainer import Trainer
 from manyview_speech.datasets.spoken_words import SpokenWords
 from manyview_speech.recipes.speech_supcon import SpeechClassificationRecipe
-
-ENCODER = {"n_mels": 40, "channels": [64, 96, 128], "output_dim": 128}
-VIEWS = [
-    {"name": "audio_shift", "options": {"max_seconds": 0.1}},
-    {"name": "audio_gain", "options": {"min_db": -6, "max_db": 6}},
-    {"name": "audio_noise", "options": {"min_snr_db": 10, "max_snr_db": 30, "p": 0.8}},
-    {"name": "audio_speed", "options": {"factors": [0.9, 1.0, 1.1]}},
-    {"name": "log_mel", "options": {"n_mels": 40}},
-    {"name": "spec_augment", "options": {"freq_width": 5, "time_width": 8}},
-]
-# Wide rates and pitches, and half the voice variants held out: an untrained encoder's kNN
-# is far from perfect here, so what the run learns shows.
-WORDS = {"rate": [100, 200], "pitch": [15, 85], "test_variants": 4, "clip_seconds": 0.8}
-TINY = {
-    "words": ["yes", "no", "stop"],
-    "dialects": ["en-us"],
-    "variants": ["m1", "f3", "klatt"],
-    "test_variants": 1,
-    "clip_seconds": 0.5,
-}
-
-
-def speech_config(steps: int, data: dict, **recipe_options) -> dict:
-    return {
-        "run": {
-            "recipe": "speech_supcon",
-            "steps": steps,
-            "batch_size": 64,
-            "log_every": 20,
-            "metrics_every": 0,
-            "checkpoint_every": 10_000,
-        },
-        "data": {"name": "spoken_words", "options": data},
-        "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4},
-        "schedule": {"kind": "cosine", "warmup_steps": 10},
-        "modalities": {
-            "audio": {
-                "encoder": "logmel_cnn",
-                "encoder_options": ENCODER,
-                "views": VIEWS,
-                "num_views": 2,
-                "projector_dim": 64,
-                "projector_hidden": 128,
-            }
-        },
-        "losses": [{"name": "supcon", "options": {"temperature": 0.1}}],
-        "recipe_options": recipe_options,
-    }
 
 
 @torch.no_grad()
@@ -93,22 +46,22 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, steps: int = 100) ->
 
 
 @pytest.mark.slow
-def test_supcon_learns_words_that_transfer_to_held_out_voices(tmp_path):
+def test_supcon_learns_words_that_transfer_to_held_out_voices(tmp_path, speech):
     """SupCon pre-training on spoken digits (16 training voices), scored on 16 voices never
     seen in training; chance is 10%."""
     start = time.perf_counter()
     trainer = Trainer(
-        validate(speech_config(60, WORDS, objective="contrastive")), tmp_path, progress=False
+        validate(speech.config(60, speech.words, objective="contrastive")), tmp_path, progress=False
     )
     metrics = trainer.fit()
-    train, test = trainer.dataset, SpokenWords(**WORDS, split="test")
+    train, test = trainer.dataset, SpokenWords(**speech.words, split="test")
     assert not set(train.speakers.tolist()) & set(test.speakers.tolist())
     recipe = trainer.recipe.eval()
     with torch.no_grad():
         train_x, test_x = recipe.features(train.audio), recipe.features(test.audio)
         online = float((recipe.predict(test.audio) == test.labels).float().mean())
         torch.manual_seed(0)
-        untrained = manyview.create("encoder", "logmel_cnn", **ENCODER).eval()
+        untrained = manyview.create("encoder", "logmel_cnn", **speech.encoder).eval()
         before = knn_accuracy(
             untrained(train.audio), train.labels, untrained(test.audio), test.labels
         )
@@ -125,8 +78,8 @@ def test_supcon_learns_words_that_transfer_to_held_out_voices(tmp_path):
     assert knn >= before + 0.1, "training did not improve on the untrained encoder"
 
 
-def test_joint_objective_trains_the_classifier_with_cross_entropy(tmp_path):
-    config = speech_config(4, TINY, objective="joint", ce_weight=0.5, label_smoothing=0.1)
+def test_joint_objective_trains_the_classifier_with_cross_entropy(tmp_path, speech):
+    config = speech.config(4, speech.tiny, objective="joint", ce_weight=0.5, label_smoothing=0.1)
     config["run"].update(batch_size=4, log_every=1)  # the logged loss is the last step's
     metrics = Trainer(validate(config), tmp_path / "joint", progress=False).fit()
     assert {"loss/supcon", "loss/ce", "loss/accuracy"} <= set(metrics)
@@ -135,9 +88,9 @@ def test_joint_objective_trains_the_classifier_with_cross_entropy(tmp_path):
     )
 
 
-def test_contrastive_objective_keeps_the_encoder_out_of_cross_entropy():
-    config = validate(speech_config(1, TINY, objective="contrastive"))
-    data = SpokenWords(**TINY)
+def test_contrastive_objective_keeps_the_encoder_out_of_cross_entropy(speech):
+    config = validate(speech.config(1, speech.tiny, objective="contrastive"))
+    data = SpokenWords(**speech.tiny)
     recipe = SpeechClassificationRecipe(config, data)
     batch = data.get_batch(range(len(data)))
     recipe.losses.losses["supcon"].temperature = 1e9  # make the contrastive term's gradient vanish
@@ -148,16 +101,18 @@ def test_contrastive_objective_keeps_the_encoder_out_of_cross_entropy():
     assert all(g.abs().max() < 1e-6 for g in grads)
 
 
-def test_init_from_a_pretraining_run_and_freeze(tmp_path):
-    config = speech_config(2, TINY, objective="contrastive")
+def test_init_from_a_pretraining_run_and_freeze(tmp_path, speech):
+    config = speech.config(2, speech.tiny, objective="contrastive")
     config["run"]["batch_size"] = 4
     Trainer(validate(config), tmp_path / "pre", progress=False).fit()
     from safetensors.torch import load_file
 
     saved = load_file(tmp_path / "pre/checkpoints/last/model.safetensors")
-    data = SpokenWords(**TINY)
+    data = SpokenWords(**speech.tiny)
     tuned = validate(
-        speech_config(1, TINY, init_from=str(tmp_path / "pre"), freeze_encoder=True, num_classes=5)
+        speech.config(
+            1, speech.tiny, init_from=str(tmp_path / "pre"), freeze_encoder=True, num_classes=5
+        )
     )
     recipe = SpeechClassificationRecipe(tuned, data)
     weight = "encoder.head.weight"
@@ -168,11 +123,11 @@ def test_init_from_a_pretraining_run_and_freeze(tmp_path):
     assert all(p.requires_grad for p in recipe.trainable())
 
 
-def test_view_set_option_gives_multi_crop_views():
+def test_view_set_option_gives_multi_crop_views(speech):
     config = validate(
-        speech_config(
+        speech.config(
             1,
-            TINY,
+            speech.tiny,
             view_set="multi_crop",
             view_set_options={
                 "num_views": 4,
@@ -182,7 +137,7 @@ def test_view_set_option_gives_multi_crop_views():
             },
         )
     )
-    data = SpokenWords(**TINY)
+    data = SpokenWords(**speech.tiny)
     recipe = SpeechClassificationRecipe(config, data)
     out = recipe.step(data.get_batch(range(4)), torch.Generator().manual_seed(0))
     assert recipe.num_views == 4 and out.embeddings.shape == (4, 4, 64)
@@ -198,49 +153,13 @@ def test_view_set_option_gives_multi_crop_views():
         (lambda c: c["losses"][0].update(name="clip"), "takes 2..2 views"),
     ],
 )
-def test_config_errors(change, message):
-    config = speech_config(1, TINY)
+def test_config_errors(change, message, speech):
+    config = speech.config(1, speech.tiny)
     if "clip" in message or "2..2" in message:
         config["modalities"]["audio"]["num_views"] = 3
     change(config)
     with pytest.raises(ConfigError, match=message):
-        SpeechClassificationRecipe(validate(copy.deepcopy(config)), SpokenWords(**TINY))
-
-
-def audio_text_config(steps: int, data: dict) -> dict:
-    config = speech_config(steps, data)
-    config["run"]["recipe"] = "audio_text"
-    config["modalities"]["text"] = {"encoder": "char_ngram", "encoder_options": {"output_dim": 128}}
-    for modality in config["modalities"].values():
-        modality["projector_dim"] = 64
-    return config
-
-
-@pytest.mark.slow
-def test_audio_text_matches_held_out_voices_to_their_words(tmp_path):
-    """Zero-shot word recognition: each held-out clip against the 10 words' text embeddings."""
-    trainer = Trainer(validate(audio_text_config(40, WORDS)), tmp_path, progress=False)
-    metrics = trainer.fit()
-    test = SpokenWords(**WORDS, split="test")
-    recipe = trainer.recipe.eval()
-    words = list(test.classes)
-    with torch.no_grad():
-        audio = F.normalize(recipe.embed_audio(test.audio), dim=1)
-        text = F.normalize(recipe.embed_text(words), dim=1)
-    accuracy = float(((audio @ text.T).argmax(1) == test.labels).float().mean())
-    print(f"\naudio-text zero-shot on held-out voices: {accuracy:.3f} (chance 0.100); {metrics}")
-    assert accuracy >= 0.5
-
-
-def test_audio_text_config_errors():
-    config = audio_text_config(1, TINY)
-    config["recipe_options"] = {"positives": "captions"}
-    with pytest.raises(ConfigError, match="positives must be"):
-        manyview.entry("recipe", "audio_text").load()(validate(config), SpokenWords(**TINY))
-    config = audio_text_config(1, TINY)
-    del config["modalities"]["text"]
-    with pytest.raises(ConfigError, match=r"exactly \[modalities.audio\] and \[modalities.text\]"):
-        manyview.entry("recipe", "audio_text").load()(validate(config), SpokenWords(**TINY))
+        SpeechClassificationRecipe(validate(copy.deepcopy(config)), SpokenWords(**speech.tiny))
 
 
 def test_the_shipped_config_runs(tmp_path):
@@ -261,26 +180,3 @@ def test_the_shipped_config_runs(tmp_path):
     )
     metrics = Trainer(config, tmp_path, progress=False).fit()
     assert metrics["step"] == 2 and "loss/supcon" in metrics
-
-
-def test_audio_text_gradcache_trains_the_same_objective():
-    """Regression: audio_text's positives (clips with the same text) once applied only to
-    the plain step, so GradCache silently trained another objective. Both paths now share
-    the recipe's objective; the positives visibly change the gradients."""
-    from manyview.testing.recipes import _batch, _build, _grads, example_config
-    from manyview.training.strategies import GradCacheStep, PlainStep
-
-    def grads(positives: str, chunk: int | None) -> dict[str, torch.Tensor]:
-        config = example_config("audio_text", [f'recipe_options.positives="{positives}"'])
-        recipe, dataset = _build(config)
-        batch = _batch(dataset, 6)
-        torch.manual_seed(0)
-        step = PlainStep(recipe) if chunk is None else GradCacheStep(recipe, chunk, 1)
-        assert step.run(batch, torch.Generator().manual_seed(1), 1.0) is not None
-        return _grads(recipe)
-
-    plain, cached = grads("text", None), grads("text", 6)
-    for key, want in plain.items():
-        torch.testing.assert_close(cached[key], want, rtol=1e-4, atol=1e-6, msg=key)
-    other = grads("label", 6)
-    assert any(not torch.allclose(other[k], v) for k, v in plain.items())

@@ -1,0 +1,20 @@
+"""The audiofolder dataset: a folder of labelled clips, its bad files skipped and counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from manyview_speech.audio import AudioFileError
+from manyview_speech.datasets.audiofolder import AudioFolder
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_audiofolder_skips_and_counts_bad_files(clip_folder, preload):
+    root = clip_folder
+    with pytest.warns(UserWarning, match="skipped 2 of 8 files"):
+        data = AudioFolder(root, clip_seconds=0.25, preload=preload)
+    assert len(data) == 6 and data.num_skipped == 2 and data.classes == ["high", "low"]
+    item = data[4]
+    assert item["audio"].shape == (4000,) and item["label"] == 1
+    with pytest.raises(AudioFileError, match=r"empty\.wav|bad\.flac"):
+        AudioFolder(root, on_error="raise", preload=preload)
