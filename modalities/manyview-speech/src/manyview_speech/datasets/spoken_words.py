@@ -10,12 +10,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from manyview.benchmarks.prompts import DIGIT_NAMES
 from manyview_speech.audio import fit_length, resample, trim_silence
 from manyview_speech.synthesis import NATIVE_SAMPLE_RATE, synthesize
 
-DIGITS: tuple[str, ...] = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-)  # fmt: skip
+DIGITS: tuple[str, ...] = DIGIT_NAMES
+"""The default vocabulary: :data:`manyview.benchmarks.prompts.DIGIT_NAMES`."""
 DIALECTS: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-029")
 """American, British (RP), Scottish and Caribbean English: eSpeak's phonology and
 intonation differ between them, so they stand in for language varieties."""

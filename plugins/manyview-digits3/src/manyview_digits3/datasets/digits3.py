@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from manyview.benchmarks.prompts import DIGIT_NAMES
 from manyview.datasets.cache import data_root, entry_key, read_entry, write_entry
 
 __all__ = ["ITALIAN", "WORDS", "Digits3", "build_digits3", "text_forms"]
@@ -40,9 +41,8 @@ __all__ = ["ITALIAN", "WORDS", "Digits3", "build_digits3", "text_forms"]
 VERSION = 1
 """The cache format and build recipe; bump it when either changes (old entries are rebuilt)."""
 
-WORDS: tuple[str, ...] = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-)  # fmt: skip
+WORDS: tuple[str, ...] = DIGIT_NAMES
+"""The digits' names in label order (:data:`manyview.benchmarks.prompts.DIGIT_NAMES`)."""
 ITALIAN: tuple[str, ...] = (
     "zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove",
 )  # fmt: skip
