@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from manyview.options import check_int
 from manyview.teachers.base import Teacher, call_module, read_key
 
 
@@ -72,8 +73,7 @@ class EMATeacher(Teacher):
             raise ValueError(f"ema: schedule must be 'constant' or 'cosine', got {schedule!r}")
         if schedule == "cosine" and (not isinstance(total_steps, int) or total_steps < 1):
             raise ValueError("ema: the cosine schedule needs total_steps (a positive int)")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"ema: every must be a positive int, got {every!r}")
+        check_int(every, "every", "ema")
         self.momentum, self.final_momentum = float(momentum), float(final_momentum)
         self.schedule, self.total_steps, self.every = schedule, total_steps, every
         self.merge = merge
