@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_ints
 from manyview_speech.views.base import check_p, rand, randint
 
 __all__ = ["SpecAugment"]
@@ -60,14 +61,14 @@ class SpecAugment(nn.Module):
         p: float = 1.0,
     ) -> None:
         super().__init__()
-        for key, value in (
-            ("freq_masks", freq_masks),
-            ("freq_width", freq_width),
-            ("time_masks", time_masks),
-            ("time_width", time_width),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"spec_augment: {key} must be an int >= 0, got {value!r}")
+        check_ints(
+            self.name,
+            least=0,
+            freq_masks=freq_masks,
+            freq_width=freq_width,
+            time_masks=time_masks,
+            time_width=time_width,
+        )
         if isinstance(fill, str) and fill not in ("mean", "zero"):
             raise ValueError(f"spec_augment: fill must be 'mean', 'zero' or a number, got {fill!r}")
         self.freq_masks, self.freq_width = freq_masks, freq_width

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_non_negative, check_positive
 from manyview_speech.audio import resample, speed_ratio
 from manyview_speech.features import check_waveforms
 from manyview_speech.views.base import (
@@ -38,9 +39,7 @@ class AudioCrop(WaveView):
 
     def __init__(self, seconds: float = 1.0, sample_rate: int = 16000) -> None:
         super().__init__(sample_rate)
-        if not seconds > 0:
-            raise ValueError(f"audio_crop: seconds must be > 0, got {seconds}")
-        self.samples = max(1, round(seconds * sample_rate))
+        self.samples = max(1, round(check_positive(seconds, "seconds", self.name) * sample_rate))
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = check_waveforms(x, self.name)
@@ -75,9 +74,9 @@ class AudioShift(WaveView):
         p: float = 1.0,
     ) -> None:
         super().__init__(sample_rate)
-        if not max_seconds >= 0:
-            raise ValueError(f"audio_shift: max_seconds must be >= 0, got {max_seconds}")
-        self.max_shift = round(max_seconds * sample_rate)
+        self.max_shift = round(
+            check_non_negative(max_seconds, "max_seconds", self.name) * sample_rate
+        )
         self.circular, self.p = bool(circular), check_p(p, self.name)
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
