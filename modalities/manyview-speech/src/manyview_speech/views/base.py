@@ -10,12 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from manyview.options import check_fraction, check_int
+from manyview.options import check_int
 
 __all__ = [
     "WaveView",
     "apply_p",
-    "check_p",
     "example_waveforms",
     "gen_device",
     "rand",
@@ -63,12 +62,6 @@ def apply_p(x: Tensor, y: Tensor, p: float, generator: torch.Generator | None) -
         return y
     keep = rand(x.shape[0], generator, x.device) < p
     return torch.where(keep.view(-1, *([1] * (x.dim() - 1))), y, x)
-
-
-def check_p(p: float, who: str) -> float:
-    """``p`` as a float in [0, 1], or a ValueError naming ``who``
-    (:func:`manyview.options.check_fraction`)."""
-    return check_fraction(p, "p", who)
 
 
 def shifted(x: Tensor, shift: Tensor, length: int, circular: bool = False) -> Tensor:

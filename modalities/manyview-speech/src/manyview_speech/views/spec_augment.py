@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from manyview.options import check_ints
-from manyview_speech.views.base import check_p, rand, randint
+from manyview.options import check_fraction, check_ints
+from manyview_speech.views.base import rand, randint
 
 __all__ = ["SpecAugment"]
 
@@ -73,7 +73,7 @@ class SpecAugment(nn.Module):
             raise ValueError(f"spec_augment: fill must be 'mean', 'zero' or a number, got {fill!r}")
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
-        self.fill, self.p = fill, check_p(p, self.name)
+        self.fill, self.p = fill, check_fraction(p, "p", self.name)
 
     def masks(
         self,

@@ -9,13 +9,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from manyview.options import check_non_negative, check_positive
+from manyview.options import check_fraction, check_non_negative, check_positive
 from manyview_speech.audio import resample, speed_ratio
 from manyview_speech.features import check_waveforms
 from manyview_speech.views.base import (
     WaveView,
     apply_p,
-    check_p,
     example_waveforms,
     rand,
     randint,
@@ -77,7 +76,7 @@ class AudioShift(WaveView):
         self.max_shift = round(
             check_non_negative(max_seconds, "max_seconds", self.name) * sample_rate
         )
-        self.circular, self.p = bool(circular), check_p(p, self.name)
+        self.circular, self.p = bool(circular), check_fraction(p, "p", self.name)
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = check_waveforms(x, self.name)
@@ -104,7 +103,11 @@ class AudioGain(WaveView):
         super().__init__(sample_rate)
         if not min_db <= max_db:
             raise ValueError(f"audio_gain: need min_db <= max_db, got {min_db} > {max_db}")
-        self.min_db, self.max_db, self.p = float(min_db), float(max_db), check_p(p, self.name)
+        self.min_db, self.max_db, self.p = (
+            float(min_db),
+            float(max_db),
+            check_fraction(p, "p", self.name),
+        )
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = check_waveforms(x, self.name)
@@ -144,7 +147,7 @@ class AudioNoise(WaveView):
         if color not in ("white", "pink"):
             raise ValueError(f"audio_noise: color must be 'white' or 'pink', got {color!r}")
         self.min_snr_db, self.max_snr_db = float(min_snr_db), float(max_snr_db)
-        self.color, self.p = color, check_p(p, self.name)
+        self.color, self.p = color, check_fraction(p, "p", self.name)
 
     def noise(
         self, shape: Sequence[int], generator: torch.Generator | None, device: torch.device
