@@ -56,14 +56,29 @@ def check_ints(who: str | None, /, *, least: int = 1, **values: Any) -> None:
         check_int(value, name, who, least=least)
 
 
-def _number(value: Any, name: str, who: str | None, what: str) -> float:
-    """``value`` as a float, or the check's ValueError when it is a bool or not a number."""
+def _number(
+    value: Any,
+    name: str,
+    who: str | None,
+    must: str,
+    *,
+    above_zero: bool = False,
+    most: float = math.inf,
+) -> float:
+    """``value`` as a float when it is a finite number (not a bool) from 0 (excluded with
+    ``above_zero``) to ``most``, else the ValueError ``"{who}: {name} must {must}, got
+    {value}"``."""
     if not isinstance(value, bool):
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             pass
-    raise ValueError(f"{_prefix(who)}{name} must be {what}, got {value!r}")
+        else:
+            low_ok = number > 0 if above_zero else number >= 0
+            if low_ok and number <= most and math.isfinite(number):
+                return number
+            raise ValueError(f"{_prefix(who)}{name} must {must}, got {number}")
+    raise ValueError(f"{_prefix(who)}{name} must {must}, got {value!r}")
 
 
 def check_positive(value: Any, name: str, who: str | None = None) -> float:
@@ -74,11 +89,7 @@ def check_positive(value: Any, name: str, who: str | None = None) -> float:
         ValueError: ``"{who}: {name} must be a positive finite number, got {value}"``
             (without the ``who`` prefix when ``who`` is ``None``).
     """
-    what = "a positive finite number"
-    number = _number(value, name, who, what)
-    if not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"{_prefix(who)}{name} must be {what}, got {number}")
-    return number
+    return _number(value, name, who, "be a positive finite number", above_zero=True)
 
 
 def check_non_negative(value: Any, name: str, who: str | None) -> float:
@@ -87,11 +98,7 @@ def check_non_negative(value: Any, name: str, who: str | None) -> float:
     Raises:
         ValueError: ``"{who}: {name} must be a finite number >= 0, got {value}"``.
     """
-    what = "a finite number >= 0"
-    number = _number(value, name, who, what)
-    if not (number >= 0 and math.isfinite(number)):
-        raise ValueError(f"{_prefix(who)}{name} must be {what}, got {number}")
-    return number
+    return _number(value, name, who, "be a finite number >= 0")
 
 
 def check_fraction(value: Any, name: str, who: str | None) -> float:
@@ -100,11 +107,7 @@ def check_fraction(value: Any, name: str, who: str | None) -> float:
     Raises:
         ValueError: ``"{who}: {name} must lie in [0, 1], got {value}"``.
     """
-    what = "a number in [0, 1]"
-    number = _number(value, name, who, what)
-    if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{_prefix(who)}{name} must lie in [0, 1], got {number}")
-    return number
+    return _number(value, name, who, "lie in [0, 1]", most=1.0)
 
 
 def check_choice(value: Any, choices: tuple[str, ...], what: str, who: str | None) -> str:
