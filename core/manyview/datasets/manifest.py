@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from manyview.datasets.columns import ColumnDataset
 from manyview.datasets.files import (
     DataFileError,
     SkippingDataset,
@@ -81,7 +82,7 @@ def _rows(path: Path, who: str) -> tuple[list[str] | None, Iterator[tuple[int, A
     raise ValueError(f"{who}: {path} must end in .csv, .jsonl or .ndjson")
 
 
-class Manifest(SkippingDataset):
+class Manifest(ColumnDataset, SkippingDataset):
     """Samples listed in a CSV or JSONL file, one column (key) per modality.
 
     A column holds an image file, an audio file (paths relative to the manifest's folder, or
@@ -270,27 +271,6 @@ class Manifest(SkippingDataset):
             self.labels = torch.full((n,), -1, dtype=torch.long)
         self.num_classes = len(self.classes)
         self.modalities = tuple(self.columns)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def get_batch(self, indices: Sequence[int]) -> dict[str, Any]:
-        """The collated batch of ``indices`` at once (texts as lists of strings)."""
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        batch: dict[str, Any] = {}
-        for column, values in self.data.items():
-            batch[column] = (
-                [values[i] for i in idx.tolist()] if isinstance(values, list) else values[idx]
-            )
-        batch["label"] = self.labels[idx]
-        batch["index"] = idx
-        return batch
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item: dict[str, Any] = {column: values[i] for column, values in self.data.items()}
-        item["label"] = int(self.labels[i])
-        item["index"] = int(i)
-        return item
 
 
 def _is_int(value: Any) -> bool:
