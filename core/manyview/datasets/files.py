@@ -60,15 +60,21 @@ def check_on_error(on_error: str, who: str) -> None:
         raise ValueError(f"{who}: on_error must be 'skip' or 'raise', got {on_error!r}")
 
 
-def image_size_pair(size: int | Sequence[int] | None, who: str) -> tuple[int, int] | None:
-    """``None``, or ``(height, width)`` from an int or a pair."""
+def image_size_pair(
+    size: int | Sequence[int] | None, who: str, name: str = "image_size"
+) -> tuple[int, int] | None:
+    """``None``, or ``(height, width)`` from a positive int (both sides) or a pair of them;
+    else a ValueError ``"{who}: {name} must be a positive int or (height, width), got ..."``."""
     if size is None:
         return None
-    pair = (size, size) if isinstance(size, int) else tuple(size)
-    if len(pair) != 2 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in pair):
-        raise ValueError(
-            f"{who}: image_size must be a positive int or (height, width), got {size!r}"
-        )
+    pair = (size, size) if isinstance(size, int) else size
+    if (
+        not isinstance(pair, Sequence)
+        or isinstance(pair, str)
+        or len(pair) != 2
+        or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in pair)
+    ):
+        raise ValueError(f"{who}: {name} must be a positive int or (height, width), got {size!r}")
     return int(pair[0]), int(pair[1])
 
 
