@@ -72,7 +72,7 @@ import manyview
 
 @manyview.hookimpl
 def manyview_register_losses(register):
-    # A "module:attr" string is imported only when the loss is created, so
+    # A "module:attr" string is imported only when what it names is created, so
     # `manyview list` does not import torch.
     register(
         "{loss_name}",
@@ -230,6 +230,7 @@ import copy
 import torch
 from torch import nn
 
+from manyview.options import check_fraction
 from manyview.teachers import Teacher, read_key
 
 
@@ -246,15 +247,10 @@ class MeanTeacher(Teacher):
 
     def __init__(self, student: nn.Module, *, momentum: float = 0.99, key: str | None = None):
         super().__init__()
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{teacher_name}: momentum must lie in [0, 1], got {{momentum}}")
+        self.hold_student(student, "{teacher_name}")  # by reference: self.student
         self.module = copy.deepcopy(student).requires_grad_(False).eval()
-        self.momentum, self.key = float(momentum), key
-        self._student = [student]  # a plain list: not a submodule, not in the state
-
-    @property
-    def student(self) -> nn.Module:
-        return self._student[0]
+        self.momentum = check_fraction(momentum, "momentum", "{teacher_name}")
+        self.key = key
 
     def targets(self, inputs, **kwargs):
         return self.module(read_key(inputs, self.key, "{teacher_name}"))
@@ -286,7 +282,6 @@ from manyview.config import ConfigError
 from manyview.context import BuildContext
 from manyview.recipes import (
     EmbedRecipe,
-    Projector,
     StepOutput,
     WeightedLosses,
     batch_inputs,
@@ -295,6 +290,7 @@ from manyview.recipes import (
     build_views,
     recipe_options,
 )
+from manyview.recipes.parts import build_projector
 
 
 class MeanTeacherRecipe(EmbedRecipe):
@@ -336,10 +332,7 @@ consistency = 0.5
         options = recipe_options(config, {{"consistency": 1.0}}, "{recipe_name}")
         self.consistency = float(options["consistency"])
         encoder = build_encoder(name, modality, dataset)
-        head = Projector(
-            encoder.output_dim, modality["projector_dim"] or None, modality["projector_hidden"]
-        )
-        self.model = nn.Sequential(encoder, head)
+        self.model = nn.Sequential(encoder, build_projector(modality, encoder.output_dim))
         self.modality, self.num_views = name, modality["num_views"]
         self.views = build_views(name, modality)
         context = BuildContext(

@@ -1,14 +1,49 @@
-"""Shared pieces of the datasets that read a user's files (``manifest``, ``imagefolder``).
+"""Shared pieces of the datasets that read a user's files (``manifest``, ``imagefolder``,
+manyview-speech's ``audiofolder``): finding the files of class folders, passing over the
+files or rows that cannot be used, and class ids from class names.
 
 The files themselves are decoded by the registered readers (:mod:`manyview.readers`). A file
-or row that cannot be used raises :class:`DataFileError` naming it and the reason.
+or row that cannot be used raises :class:`DataFileError` naming it and the reason, or with
+``on_error="skip"`` is recorded in the dataset's ``skipped`` (:class:`SkippingDataset`,
+:func:`skip_or_raise`) and counted in one warning (:func:`warn_skipped`).
+
+Python::
+
+    from manyview.datasets.files import SkippingDataset, class_files, class_ids, skip_or_raise
+
+    class SoundFolder(SkippingDataset):
+        def __init__(self, root, on_error="skip"):
+            check_on_error(on_error, "soundfolder")
+            found, empty = class_files(root, (".wav",))  # [(path, class)], empty folders
+            self.skipped = []
+            for path, _ in found:
+                ...  # on a bad file: skip_or_raise(self.skipped, path, reason, on_error, "soundfolder")
+            warn_skipped(self.skipped, "soundfolder", f"of {len(found)} files under {root}")
+            self.classes, self.labels = class_ids([c for _, c in found])
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["IMAGE_EXTENSIONS", "DataFileError", "check_on_error", "image_size_pair"]
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DataFileError",
+    "SkippingDataset",
+    "check_on_error",
+    "class_files",
+    "class_ids",
+    "image_size_pair",
+    "skip_or_raise",
+    "warn_skipped",
+]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
@@ -25,13 +60,98 @@ def check_on_error(on_error: str, who: str) -> None:
         raise ValueError(f"{who}: on_error must be 'skip' or 'raise', got {on_error!r}")
 
 
-def image_size_pair(size: int | Sequence[int] | None, who: str) -> tuple[int, int] | None:
-    """``None``, or ``(height, width)`` from an int or a pair."""
+def image_size_pair(
+    size: int | Sequence[int] | None, who: str, name: str = "image_size"
+) -> tuple[int, int] | None:
+    """``None``, or ``(height, width)`` from a positive int (both sides) or a pair of them;
+    else a ValueError ``"{who}: {name} must be a positive int or (height, width), got ..."``."""
     if size is None:
         return None
-    pair = (size, size) if isinstance(size, int) else tuple(size)
-    if len(pair) != 2 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in pair):
-        raise ValueError(
-            f"{who}: image_size must be a positive int or (height, width), got {size!r}"
-        )
+    pair = (size, size) if isinstance(size, int) else size
+    if (
+        not isinstance(pair, Sequence)
+        or isinstance(pair, str)
+        or len(pair) != 2
+        or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in pair)
+    ):
+        raise ValueError(f"{who}: {name} must be a positive int or (height, width), got {size!r}")
     return int(pair[0]), int(pair[1])
+
+
+class SkippingDataset(Dataset):
+    """Base of the datasets that pass over the files or rows they cannot use
+    (``on_error="skip"``): :attr:`skipped` lists ``(where, reason)`` (a path, or a row's
+    line), :attr:`num_skipped` counts them. A subclass sets ``skipped`` in its constructor."""
+
+    skipped: list[tuple[Any, str]]
+
+    @property
+    def num_skipped(self) -> int:
+        """How many files or rows were passed over."""
+        return len(self.skipped)
+
+
+def skip_or_raise(
+    skipped: list[tuple[Any, str]],
+    where: Any,
+    reason: str,
+    on_error: str,
+    who: str | None,
+    error: type[Exception] = DataFileError,
+) -> None:
+    """With ``on_error="skip"``, record ``(where, reason)`` in ``skipped``; with
+    ``"raise"``, raise ``error("{who}: {reason}")`` (just ``reason`` when ``who`` is
+    ``None``: a reason that already names the file)."""
+    if on_error == "raise":
+        raise error(f"{who}: {reason}" if who else reason) from None
+    skipped.append((where, reason))
+
+
+def warn_skipped(
+    skipped: Sequence[tuple[Any, str]], who: str, what: str, *, stacklevel: int = 3
+) -> None:
+    """One warning for everything passed over, when anything was:
+    ``"{who}: skipped {len(skipped)} {what} (first: {reason}); see dataset.skipped"``
+    (``what``: e.g. ``f"of {total} rows of {path}"``). The default ``stacklevel`` points at
+    the code that built the dataset when a dataset's constructor calls this."""
+    if skipped:
+        warnings.warn(
+            f"{who}: skipped {len(skipped)} {what} (first: {skipped[0][1]}); see dataset.skipped",
+            stacklevel=stacklevel,
+        )
+
+
+def class_files(
+    root: str | Path, extensions: Sequence[str], *, loose_class: str | None = None
+) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """The files of ``root``'s class folders, labelled by folder.
+
+    Every subfolder of ``root`` whose name does not start with ``.`` is a class; its files
+    with one of ``extensions`` (any case), at any depth, are that class's. Files directly in
+    ``root`` are the class ``loose_class``, or ignored when it is ``None``.
+
+    Returns:
+        ``([(path, class), ...] sorted by path, [class folders that hold no such file]``).
+    """
+    root = Path(root)
+    exts = tuple(e.lower() for e in extensions)
+    found: list[tuple[Path, str]] = []
+    empty: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts]
+        if not files:
+            empty.append(folder)
+        found += [(p, folder.name) for p in files]
+    if loose_class is not None:
+        found += [
+            (p, loose_class) for p in root.iterdir() if p.is_file() and p.suffix.lower() in exts
+        ]
+    return sorted(found), empty
+
+
+def class_ids(names: Sequence[str]) -> tuple[list[str], Tensor]:
+    """The sorted distinct class ``names`` and each name's id in them: ``(classes, labels)``,
+    ``labels`` a long tensor ``(len(names),)``."""
+    classes = sorted(set(names))
+    index = {c: k for k, c in enumerate(classes)}
+    return classes, torch.tensor([index[c] for c in names], dtype=torch.long)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from manyview.datasets.files import IMAGE_EXTENSIONS, DataFileError, check_on_error, image_size_pair
+from manyview.datasets.files import (
+    IMAGE_EXTENSIONS,
+    DataFileError,
+    SkippingDataset,
+    check_on_error,
+    class_files,
+    class_ids,
+    image_size_pair,
+    skip_or_raise,
+    warn_skipped,
+)
 from manyview.readers.image import read_image
 
 __all__ = ["ImageFolder"]
 
 
-class ImageFolder(Dataset):
+class ImageFolder(SkippingDataset):
     """Image files under ``root/<class>/`` (any depth below the class folder), labelled by
     class folder: the sorted folder names give the class ids. Files directly in ``root`` and
     files with other endings are ignored. Every image is read now, converted to
@@ -56,21 +64,15 @@ class ImageFolder(Dataset):
         if not root.is_dir():
             raise ValueError(f"{who}: {root} is not a folder")
         exts = tuple(e.lower() for e in extensions)
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not folders:
+        found, empty = class_files(root, exts)
+        if not found and not empty:
             raise ValueError(
                 f"{who}: {root} has no class subfolders (expected {root}/<class>/<image file>)"
             )
         self.skipped: list[tuple[str, str]] = []
-        found: list[tuple[Path, str]] = []
-        for folder in folders:
-            files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-            if not files:
-                reason = f"{folder}: class folder {folder.name!r} holds no {'/'.join(exts)} files"
-                if on_error == "raise":
-                    raise DataFileError(f"{who}: {reason}")
-                self.skipped.append((str(folder), reason))
-            found += [(p, folder.name) for p in files]
+        for folder in empty:
+            reason = f"{folder}: class folder {folder.name!r} holds no {'/'.join(exts)} files"
+            skip_or_raise(self.skipped, str(folder), reason, on_error, who)
         if not found:
             raise ValueError(f"{who}: no {'/'.join(exts)} files in the class folders of {root}")
         images: list[Tensor] = []
@@ -79,9 +81,7 @@ class ImageFolder(Dataset):
             try:
                 images.append(read_image(path, mode=image_mode, size=size))
             except (DataFileError, FileNotFoundError) as exc:
-                if on_error == "raise":
-                    raise DataFileError(f"{who}: {exc}") from None
-                self.skipped.append((str(path), str(exc)))
+                skip_or_raise(self.skipped, str(path), str(exc), on_error, who)
                 continue
             kept.append((path, cls))
         if not kept:
@@ -101,23 +101,12 @@ class ImageFolder(Dataset):
                 f"{who}: the images have different sizes ({first[0]}: {first[1]}, "
                 f"{other[0]}: {other[1]}); pass image_size=... to resize them all"
             )
-        if self.skipped:
-            warnings.warn(
-                f"{who}: skipped {len(self.skipped)} unreadable files or empty class folders "
-                f"under {root} (first: {self.skipped[0][1]}); see dataset.skipped",
-                stacklevel=2,
-            )
+        warn_skipped(self.skipped, who, f"unreadable files or empty class folders under {root}")
         self.root = root
         self.images: Tensor = torch.stack(images)
         self.paths = [p for p, _ in kept]
-        self.classes = sorted({c for _, c in kept})
-        index = {c: k for k, c in enumerate(self.classes)}
-        self.labels: Tensor = torch.tensor([index[c] for _, c in kept])
+        self.classes, self.labels = class_ids([c for _, c in kept])
         self.num_classes = len(self.classes)
-
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
 
     def __len__(self) -> int:
         return len(self.paths)

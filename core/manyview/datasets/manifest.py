@@ -14,16 +14,23 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from manyview.datasets.files import DataFileError, check_on_error, image_size_pair
+from manyview.datasets.columns import ColumnDataset
+from manyview.datasets.files import (
+    DataFileError,
+    SkippingDataset,
+    check_on_error,
+    class_ids,
+    image_size_pair,
+    skip_or_raise,
+    warn_skipped,
+)
 from manyview.readers import get_reader
 
 __all__ = ["KINDS", "Manifest"]
@@ -75,7 +82,7 @@ def _rows(path: Path, who: str) -> tuple[list[str] | None, Iterator[tuple[int, A
     raise ValueError(f"{who}: {path} must end in .csv, .jsonl or .ndjson")
 
 
-class Manifest(Dataset):
+class Manifest(ColumnDataset, SkippingDataset):
     """Samples listed in a CSV or JSONL file, one column (key) per modality.
 
     A column holds an image file, an audio file (paths relative to the manifest's folder, or
@@ -229,22 +236,14 @@ class Manifest(Dataset):
                         raise DataFileError(f"the {label!r} column is empty")
                     raw_labels.append(value.strip() if isinstance(value, str) else value)
             except DataFileError as exc:
-                message = f"{path} line {line}: {exc}"
-                if on_error == "raise":
-                    raise DataFileError(f"{who}: {message}") from None
-                self.skipped.append((line, message))
+                skip_or_raise(self.skipped, line, f"{path} line {line}: {exc}", on_error, who)
                 continue
             for column, value in item.items():
                 data.setdefault(column, []).append(value)
         if not data:
             first = f" (first: {self.skipped[0][1]})" if self.skipped else ""
             raise ValueError(f"{who}: {path} has no usable rows ({total} rows){first}")
-        if self.skipped:
-            warnings.warn(
-                f"{who}: skipped {len(self.skipped)} of {total} rows of {path} "
-                f"(first: {self.skipped[0][1]}); see dataset.skipped",
-                stacklevel=2,
-            )
+        warn_skipped(self.skipped, who, f"of {total} rows of {path}")
         self.path = path
         self.columns = dict(columns)
         self.data: dict[str, Tensor | list[str]] = {}
@@ -266,39 +265,12 @@ class Manifest(Dataset):
                 self.classes = [str(c) for c in range(max(ints) + 1)]
                 self.labels = torch.tensor(ints)
             else:
-                self.classes = sorted({str(v) for v in raw_labels})
-                index = {c: k for k, c in enumerate(self.classes)}
-                self.labels = torch.tensor([index[str(v)] for v in raw_labels])
+                self.classes, self.labels = class_ids([str(v) for v in raw_labels])
         else:
             self.classes = []
             self.labels = torch.full((n,), -1, dtype=torch.long)
         self.num_classes = len(self.classes)
         self.modalities = tuple(self.columns)
-
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def get_batch(self, indices: Sequence[int]) -> dict[str, Any]:
-        """The collated batch of ``indices`` at once (texts as lists of strings)."""
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        batch: dict[str, Any] = {}
-        for column, values in self.data.items():
-            batch[column] = (
-                [values[i] for i in idx.tolist()] if isinstance(values, list) else values[idx]
-            )
-        batch["label"] = self.labels[idx]
-        batch["index"] = idx
-        return batch
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item: dict[str, Any] = {column: values[i] for column, values in self.data.items()}
-        item["label"] = int(self.labels[i])
-        item["index"] = int(i)
-        return item
 
 
 def _is_int(value: Any) -> bool:

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+
+from manyview.datasets.columns import ColumnDataset
 
 WORDS = ("amber", "birch", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "jade")
 TEXT_FORMS = ("{}", "a {}", "the {} one", "{} again")
@@ -30,7 +31,7 @@ def _valid(spec: Any) -> bool:
     )
 
 
-class SyntheticModalities(Dataset):
+class SyntheticModalities(ColumnDataset):
     """Class-structured data in several modalities, made from a seed (no files).
 
     Each sample has a class y; every modality m sees the class's latent prototype through its
@@ -105,23 +106,3 @@ class SyntheticModalities(Dataset):
             self.data[name] = x if isinstance(spec, int) else x.reshape(num_samples, *spec)
         self.modalities = modalities
         self.num_classes = num_classes
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def get_batch(self, indices: list[int]) -> dict[str, Any]:
-        """The collated batch of ``indices`` at once (what ``default_collate`` would give)."""
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        batch: dict[str, Any] = {
-            name: [x[i] for i in indices] if isinstance(x, list) else x[idx]
-            for name, x in self.data.items()
-        }
-        batch["label"] = self.labels[idx]
-        batch["index"] = idx
-        return batch
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item: dict[str, Any] = {name: x[i] for name, x in self.data.items()}
-        item["label"] = int(self.labels[i])
-        item["index"] = int(i)
-        return item

@@ -9,7 +9,6 @@ target tensor that requires grad is refused, so no gradient can reach a teacher.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -64,36 +63,6 @@ def check_targets(
         if t.shape[0] != like.shape[0]:
             raise ValueError(f"{who}: student batch {like.shape[0]} != teacher batch {t.shape[0]}")
     return t
-
-
-def check_positive(value: float, name: str, who: str) -> float:
-    value = float(value)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{who}: {name} must be a positive finite number, got {value}")
-    return value
-
-
-def check_non_negative(value: float, name: str, who: str) -> float:
-    """A finite number >= 0 as a float, or a ValueError."""
-    value = float(value)
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value}")
-    return value
-
-
-def check_fraction(value: float, name: str, who: str) -> float:
-    """A number in [0, 1] as a float (a weight or a momentum), or a ValueError."""
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{who}: {name} must be in [0, 1], got {value}")
-    return value
-
-
-def check_positive_int(value: Any, name: str, who: str) -> int:
-    """A positive int (a bool is not one), or a ValueError."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return value
 
 
 class DistillationLoss(nn.Module):

@@ -10,12 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.distill.base import (
-    DistillationLoss,
-    check_positive,
-    check_positive_int,
-    check_targets,
-)
+from manyview.distill.base import DistillationLoss, check_targets
+from manyview.options import check_ints, check_positive
 
 
 class CRD(DistillationLoss):
@@ -97,15 +93,14 @@ class CRD(DistillationLoss):
         super().__init__()
         who = "CRD"
         self.temperature = check_positive(temperature, "temperature", who)
-        for name, value in (
-            ("student_dim", student_dim),
-            ("teacher_dim", teacher_dim),
-            ("embed_dim", embed_dim),
-            ("num_samples", num_samples),
-            ("num_negatives", num_negatives),
-        ):
-            if value is not None:
-                check_positive_int(value, name, who)
+        given = {
+            "student_dim": student_dim,
+            "teacher_dim": teacher_dim,
+            "embed_dim": embed_dim,
+            "num_samples": num_samples,
+            "num_negatives": num_negatives,
+        }
+        check_ints(who, **{name: value for name, value in given.items() if value is not None})
         momentum = float(momentum)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"{who}: momentum must be in [0, 1), got {momentum}")

@@ -17,13 +17,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.distill.base import (
-    DistillationLoss,
-    check_fraction,
-    check_positive,
-    check_positive_int,
-    check_targets,
-)
+from manyview.distill.base import DistillationLoss, check_targets
+from manyview.options import check_fraction, check_int, check_positive
 
 
 class DINOLoss(DistillationLoss):
@@ -91,8 +86,8 @@ class DINOLoss(DistillationLoss):
     ) -> None:
         super().__init__()
         who = self.loss_name
-        self.out_dim = check_positive_int(out_dim, "out_dim", who)
-        num_global = check_positive_int(num_global, "num_global", who)
+        self.out_dim = check_int(out_dim, "out_dim", who)
+        num_global = check_int(num_global, "num_global", who)
         center_momentum = check_fraction(center_momentum, "center_momentum", who)
         self.student_temperature = check_positive(student_temperature, "student_temperature", who)
         self.teacher_temperature = check_positive(teacher_temperature, "teacher_temperature", who)
@@ -114,7 +109,7 @@ class DINOLoss(DistillationLoss):
         start, end, steps = warmup
         start = check_positive(start, "the warm-up start temperature", who)
         end = check_positive(end, "the warm-up end temperature", who)
-        check_positive_int(steps, "the warm-up steps", who)
+        check_int(steps, "the warm-up steps", who)
         if end != self.teacher_temperature:
             raise ValueError(
                 f"{who}: the warm-up ends at {end} but teacher_temperature is "
@@ -127,8 +122,7 @@ class DINOLoss(DistillationLoss):
         """Set the schedule step (epoch or iteration) used by the teacher temperature."""
         if isinstance(step, Tensor):
             step = int(step.item())
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ValueError(f"{self.loss_name}: step must be an int >= 0, got {step!r}")
+        check_int(step, "step", self.loss_name, least=0)
         self.step.fill_(step)
 
     def teacher_temperature_at(self, step: int | None = None) -> float:

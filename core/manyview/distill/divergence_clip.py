@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from manyview.distill.base import DistillationLoss, check_positive
+from manyview.distill.base import DistillationLoss
 from manyview.distill.reduction import check_mask
+from manyview.options import check_positive
 
 
 def quantile(values: Tensor, p: float) -> Tensor:

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.distill.base import PerItemLoss, check_positive, check_positive_int, check_targets
+from manyview.distill.base import PerItemLoss, check_targets
 from manyview.distill.reduction import zero_masked
+from manyview.options import check_int, check_positive
 
 KINDS = ("mse", "cosine", "smooth_l1")
 
@@ -77,7 +78,7 @@ class FeatureMatching(PerItemLoss):
             )
         for name, dim in (("student_dim", student_dim), ("teacher_dim", teacher_dim)):
             if dim is not None:
-                check_positive_int(dim, name, "FeatureMatching")
+                check_int(dim, name, "FeatureMatching")
         if adapter and student_dim is None:
             raise ValueError("FeatureMatching: adapter=True needs student_dim (and teacher_dim)")
         if adapter and teacher_dim is None:

@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.distill.base import PerItemLoss, check_fraction, check_positive
+from manyview.distill.base import PerItemLoss
 from manyview.distill.divergences import DIVERGENCES, divergence
 from manyview.distill.reduction import check_mask, masked_mean, zero_masked
+from manyview.options import check_fraction, check_positive
 
 
 class KD(PerItemLoss):

@@ -30,12 +30,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from manyview.distill.base import (
-    DistillationLoss,
-    check_fraction,
-    check_positive_int,
-    check_targets,
-)
+from manyview.distill.base import DistillationLoss, check_targets
+from manyview.options import check_fraction, check_int, check_ints
 
 __all__ = ["MIAlpha", "log_loo_mean_exp", "mi_lower_bound"]
 
@@ -174,18 +170,15 @@ class MIAlpha(DistillationLoss):
     ) -> None:
         super().__init__()
         who = self.loss_name
-        for name, value in (
-            ("student_dim", student_dim),
-            ("teacher_dim", teacher_dim),
-            ("hidden_dim", hidden_dim),
-            ("embed_dim", embed_dim),
-            ("baseline_hidden_dim", baseline_hidden_dim),
-        ):
-            check_positive_int(value, name, who)
-        if not isinstance(num_hidden_layers, int) or num_hidden_layers < 0:
-            raise ValueError(
-                f"{who}: num_hidden_layers must be an int >= 0, got {num_hidden_layers!r}"
-            )
+        check_ints(
+            who,
+            student_dim=student_dim,
+            teacher_dim=teacher_dim,
+            hidden_dim=hidden_dim,
+            embed_dim=embed_dim,
+            baseline_hidden_dim=baseline_hidden_dim,
+        )
+        check_int(num_hidden_layers, "num_hidden_layers", who, least=0)
         self.alpha = check_fraction(alpha, "alpha", who)
         self.student_dim = student_dim
         self.teacher_dim = teacher_dim

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, check_non_negative, check_targets
+from manyview.distill.base import DistillationLoss, check_targets
+from manyview.options import check_non_negative
 
 
 def _distances_and_angles(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.distill.base import DistillationLoss, as_target_list, check_positive
+from manyview.distill.base import DistillationLoss, as_target_list
 from manyview.distill.reduction import check_mask
+from manyview.options import check_positive
 
 
 class ScoreKD(DistillationLoss):

@@ -47,8 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from manyview.distill.base import DistillationLoss, check_fraction, check_positive
+from manyview.distill.base import DistillationLoss
 from manyview.losses.base import check_labels
+from manyview.options import check_fraction, check_int, check_positive
 
 __all__ = [
     "SelfDistillGT",
@@ -197,8 +198,7 @@ def krr_self_distillation(
     who = "krr_self_distillation"
     K, Y2, P, vector, eye = _krr_inputs(K, Y, c, K_eval, who)
     alpha = check_fraction(alpha, "alpha", who)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"{who}: steps must be an int >= 0, got {steps!r}")
+    check_int(steps, "steps", who, least=0)
     chol = torch.linalg.cholesky(K + c * eye)
     fitted = Y2  # step 0 fits Y itself
     outs = []

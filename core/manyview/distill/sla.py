@@ -17,13 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.distill.base import (
-    DistillationLoss,
-    check_positive,
-    check_positive_int,
-    check_tensor,
-)
+from manyview.distill.base import DistillationLoss, check_tensor
 from manyview.losses.base import check_labels
+from manyview.options import check_int, check_positive
 
 __all__ = ["SLALoss", "aggregate", "decode_joint_labels", "joint_labels", "single"]
 
@@ -31,8 +27,7 @@ __all__ = ["SLALoss", "aggregate", "decode_joint_labels", "joint_labels", "singl
 def joint_labels(labels: Tensor, m: int) -> Tensor:
     """Joint labels ``y * m + j`` (N·m,) for the m transformed copies of each sample, in the
     row order of the ``rotation`` view (sample i's copies at rows i·m .. i·m + m - 1)."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"joint_labels: m must be a positive int, got {m!r}")
+    check_int(m, "m", "joint_labels")
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point():
         raise ValueError("joint_labels: labels must be an integer tensor of shape (N,)")
     j = torch.arange(m, device=labels.device, dtype=labels.dtype)
@@ -41,14 +36,12 @@ def joint_labels(labels: Tensor, m: int) -> Tensor:
 
 def decode_joint_labels(joint: Tensor, m: int) -> tuple[Tensor, Tensor]:
     """Inverse of :func:`joint_labels` element-wise: ``(joint // m, joint % m)`` = (y, j)."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"decode_joint_labels: m must be a positive int, got {m!r}")
+    check_int(m, "m", "decode_joint_labels")
     return torch.div(joint, m, rounding_mode="floor"), torch.remainder(joint, m)
 
 
 def _split(joint_logits: Tensor, m: int, who: str) -> tuple[int, int]:
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"{who}: the number of transformations must be a positive int, got {m!r}")
+    check_int(m, "the number of transformations", who)
     if not isinstance(joint_logits, Tensor) or joint_logits.dim() != 2:
         raise ValueError(
             f"{who}: joint logits must be a tensor (N·M, C·M), got "
@@ -124,7 +117,7 @@ class SLALoss(DistillationLoss):
     ) -> None:
         super().__init__()
         who = self.loss_name
-        self.num_transforms = check_positive_int(num_transforms, "num_transforms", who)
+        self.num_transforms = check_int(num_transforms, "num_transforms", who)
         self.temperature = check_positive(temperature, "temperature", who)
         self.large_loss = bool(large_loss)
         self.aggregate_ce = bool(aggregate_ce)

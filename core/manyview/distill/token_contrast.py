@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.distill.base import PerItemLoss, check_non_negative, check_tensor
+from manyview.distill.base import PerItemLoss, check_tensor
 from manyview.distill.reduction import zero_masked
+from manyview.options import check_non_negative
 
 
 class TokenContrast(PerItemLoss):

@@ -9,6 +9,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_ints
+
 
 class MLPEncoder(nn.Module):
     """Linear layers with GELU and LayerNorm between them, from (N, input_dim) to
@@ -35,14 +37,9 @@ class MLPEncoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("input_dim", input_dim),
-            ("output_dim", output_dim),
-            ("hidden_dim", hidden_dim),
-            ("layers", layers),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"mlp: {name} must be a positive int, got {value!r}")
+        check_ints(
+            "mlp", input_dim=input_dim, output_dim=output_dim, hidden_dim=hidden_dim, layers=layers
+        )
         dims = [input_dim] + [hidden_dim] * (layers - 1) + [output_dim]
         blocks: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(dims)):

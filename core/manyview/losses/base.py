@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview import distributed
+from manyview.losses.engine import EngineConfig, EngineOption
+from manyview.options import check_positive
 
 Views = Tensor | Sequence[Tensor]
 
@@ -357,8 +359,42 @@ class MultiViewLoss(nn.Module):
         return ", ".join(parts)
 
 
+class ContrastiveLoss(MultiViewLoss):
+    """Base class of the losses of the InfoNCE family whose similarities are divided by one
+    temperature and whose log-partition functions an ``engine`` computes (``infonce``,
+    ``mv_infonce``, ``mv_dhel``, ``dhel``, ``dcl``, ``dclw``, ``pvc``, ``supcon``).
+
+    It keeps ``temperature`` (checked: a positive finite number) and ``engine`` (an
+    :class:`~manyview.losses.engine.EngineConfig`, parsed from ``"auto"``, ``"dense"``,
+    ``"tiled"`` or a table); :meth:`tiled` says whether a call tiles.
+
+    Args:
+        temperature: τ.
+        normalize: L2-normalise each view's embeddings first (default ``True``).
+        engine: how the log-partition functions are computed (docs/losses.md, "Tiled
+            engine").
+        who: the name that starts the engine's error messages (default: the class name).
+    """
+
+    def __init__(
+        self,
+        temperature: float,
+        *,
+        normalize: bool = True,
+        engine: EngineOption = "auto",
+        who: str | None = None,
+    ) -> None:
+        super().__init__(normalize=normalize)
+        self.temperature = check_temperature(temperature)
+        self.engine = EngineConfig.parse(engine, who or self.loss_name)
+
+    def tiled(self, entries: int) -> EngineConfig | None:
+        """The engine config when a call whose dense form holds ``entries`` logits tiles
+        (:meth:`~manyview.losses.engine.EngineConfig.use_tiled`), else ``None``."""
+        return self.engine if self.engine.use_tiled(entries) else None
+
+
 def check_temperature(value: float, name: str = "temperature") -> float:
-    value = float(value)
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
+    """``value`` as a float if it is a positive finite number, else a ValueError naming
+    ``name`` (:func:`manyview.options.check_positive`)."""
+    return check_positive(value, name)

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
-from manyview.losses.engine import EngineConfig, EngineOption
+from manyview.losses.base import ContrastiveLoss, anchors, check_temperature, instance_gram
+from manyview.losses.engine import EngineOption
 from manyview.losses.pvc import other_instance_lse
 
 
@@ -19,7 +19,7 @@ def vmf_weights(z: Tensor, sigma: float) -> Tensor:
     return 2 - n * torch.softmax(instance_gram(z) / sigma, dim=0)
 
 
-class DCL(MultiViewLoss):
+class DCL(ContrastiveLoss):
     r"""Decoupled contrastive loss: the positive is removed from the denominator.
 
     For anchor (i, m),
@@ -46,9 +46,7 @@ class DCL(MultiViewLoss):
     def __init__(
         self, temperature: float = 0.1, *, normalize: bool = True, engine: EngineOption = "auto"
     ) -> None:
-        super().__init__(normalize=normalize)
-        self.temperature = check_temperature(temperature)
-        self.engine = EngineConfig.parse(engine, self.loss_name)
+        super().__init__(temperature, normalize=normalize, engine=engine)
 
     def positive_weights(self, z: Tensor) -> Tensor | None:
         return None
@@ -60,7 +58,7 @@ class DCL(MultiViewLoss):
         if weights is not None:
             pos = pos * anchors(weights, offset, count)
         pos_mean = (pos.sum(-1) - pos.diagonal(dim1=1, dim2=2)) / (m - 1)  # (count, M)
-        tiled = self.engine if self.engine.use_tiled(m * count * m * n) else None
+        tiled = self.tiled(m * count * m * n)
         other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)
         return (other - pos_mean).mean()
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import MultiViewLoss, anchors, check_temperature, instance_gram
+from manyview.losses.base import ContrastiveLoss, anchors, instance_gram
 from manyview.losses.engine import EngineConfig, EngineOption, dense_logsumexp, tiled_logsumexp
 
 
@@ -49,7 +49,7 @@ def within_view_lse(
     return torch.stack(per_view, dim=1)
 
 
-class MVDHEL(MultiViewLoss):
+class MVDHEL(ContrastiveLoss):
     r"""Multi-view DHEL: alignment over view pairs, uniformity within each view.
 
     .. math:: L = \frac1N\sum_i\Big[-\log\sum_{m<l} e^{s_{ii}^{ml}/\tau}
@@ -74,9 +74,7 @@ class MVDHEL(MultiViewLoss):
     def __init__(
         self, temperature: float = 0.1, *, normalize: bool = True, engine: EngineOption = "auto"
     ) -> None:
-        super().__init__(normalize=normalize)
-        self.temperature = check_temperature(temperature)
-        self.engine = EngineConfig.parse(engine, self.loss_name)
+        super().__init__(temperature, normalize=normalize, engine=engine)
 
     def alignment_term(self, z: Tensor) -> Tensor:
         m = z.shape[1]
@@ -84,18 +82,13 @@ class MVDHEL(MultiViewLoss):
         upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=z.device), diagonal=1)
         return gram[:, upper].logsumexp(dim=1)  # (N,)
 
-    def _tiled_for(self, z: Tensor, count: int) -> EngineConfig | None:
-        """The engine config if this call tiles (the dense form builds (M, count, N)
-        logits), else None."""
-        n, m, _ = z.shape
-        return self.engine if self.engine.use_tiled(m * count * n) else None
-
     def _uniformity_views(self, z: Tensor) -> Tensor:
         """The views whose within-view uniformity counts: all of them."""
         return z
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
-        tiled = self._tiled_for(z, count)
+        n, m, _ = z.shape
+        tiled = self.tiled(m * count * n)  # the dense form builds (M, count, N) logits
         used = self._uniformity_views(z)
         uniform = within_view_lse(used, self.temperature, offset, count, tiled=tiled).sum(dim=1)
         return (uniform - self.alignment_term(anchors(z, offset, count))).mean()

@@ -7,13 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
-from manyview.losses.base import (
-    MultiViewLoss,
-    anchors,
-    check_temperature,
-    instance_gram,
-)
-from manyview.losses.engine import EngineConfig, EngineOption, view_major_lse
+from manyview.losses.base import ContrastiveLoss, anchors, instance_gram
+from manyview.losses.engine import EngineOption, view_major_lse
 
 
 def positive_mean(z: Tensor, temperature: float) -> Tensor:
@@ -23,7 +18,7 @@ def positive_mean(z: Tensor, temperature: float) -> Tensor:
     return (gram.sum(-1) - gram.diagonal(dim1=1, dim2=2)) / (m - 1)
 
 
-class InfoNCE(MultiViewLoss):
+class InfoNCE(ContrastiveLoss):
     r"""NT-Xent, the SimCLR loss; for M > 2 views every other view is a positive.
 
     For anchor a = (i, m) among the MN rows,
@@ -56,13 +51,11 @@ class InfoNCE(MultiViewLoss):
     def __init__(
         self, temperature: float = 0.1, *, normalize: bool = True, engine: EngineOption = "auto"
     ) -> None:
-        super().__init__(normalize=normalize)
-        self.temperature = check_temperature(temperature)
-        self.engine = EngineConfig.parse(engine, "infonce")
+        super().__init__(temperature, normalize=normalize, engine=engine, who="infonce")
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
-        dense = not self.engine.use_tiled(m * count * m * n)  # dense: one (M·count, MN) matrix
+        dense = self.tiled(m * count * m * n) is None  # dense: one (M·count, MN) matrix
         lse = view_major_lse(
             z, 1.0 / self.temperature, offset=offset, count=count, dense=dense, engine=self.engine
         )

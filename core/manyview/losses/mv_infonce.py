@@ -8,16 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from manyview.losses.base import (
-    MultiViewLoss,
-    anchors,
-    check_temperature,
-    instance_gram,
-)
-from manyview.losses.engine import EngineConfig, EngineOption, view_major_lse
+from manyview.losses.base import ContrastiveLoss, anchors, instance_gram
+from manyview.losses.engine import EngineOption, view_major_lse
 
 
-class MVInfoNCE(MultiViewLoss):
+class MVInfoNCE(ContrastiveLoss):
     r"""Multi-view InfoNCE: one term per instance, every view an anchor inside it.
 
     .. math:: L = \frac1N\sum_i\Big[-\log\!\!\sum_{m\ne l}\! e^{s_{ii}^{ml}/\tau}
@@ -51,10 +46,8 @@ class MVInfoNCE(MultiViewLoss):
         normalize: bool = True,
         engine: EngineOption = "auto",
     ) -> None:
-        super().__init__(normalize=normalize)
-        self.temperature = check_temperature(temperature)
+        super().__init__(temperature, normalize=normalize, engine=engine, who="mv_infonce")
         self.intra_view_negatives = intra_view_negatives
-        self.engine = EngineConfig.parse(engine, "mv_infonce")
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
@@ -68,7 +61,7 @@ class MVInfoNCE(MultiViewLoss):
             offset=offset,
             count=count,
             exclude=exclude,
-            dense=not self.engine.use_tiled(m * count * m * n),
+            dense=self.tiled(m * count * m * n) is None,
             engine=self.engine,
         )
         return (row_lse.view(m, count).logsumexp(dim=0) - num).mean()

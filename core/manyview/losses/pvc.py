@@ -10,13 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from manyview.losses.base import (
-    MultiViewLoss,
-    anchors,
-    check_temperature,
-    instance_gram,
-    view_major,
-)
+from manyview.losses.base import ContrastiveLoss, anchors, instance_gram, view_major
 from manyview.losses.engine import EngineConfig, EngineOption, dense_logsumexp, view_major_lse
 
 
@@ -52,7 +46,7 @@ def other_instance_lse(
     return lse.view(m, count).T
 
 
-class PolyViewContrastive(MultiViewLoss):
+class PolyViewContrastive(ContrastiveLoss):
     r"""Poly-View Contrastive loss (PVC), implemented from the paper's formula.
 
     For anchor (i, α) and target view β != α,
@@ -85,17 +79,16 @@ class PolyViewContrastive(MultiViewLoss):
         normalize: bool = True,
         engine: EngineOption = "auto",
     ) -> None:
-        super().__init__(normalize=normalize)
-        self.engine = EngineConfig.parse(engine, "pvc")
+        super().__init__(temperature, normalize=normalize, engine=engine, who="pvc")
         if method not in ("geometric", "arithmetic"):
             raise ValueError(f"pvc: method must be 'geometric' or 'arithmetic', got {method!r}")
-        self.temperature = check_temperature(temperature)
         self.method = method
 
     def compute_local(self, z: Tensor, *, offset: int, count: int, **_: Any) -> Tensor:
         n, m, _ = z.shape
-        tiled = self.engine if self.engine.use_tiled(m * count * m * n) else None
-        other = other_instance_lse(z, self.temperature, offset, count, tiled=tiled)
+        other = other_instance_lse(
+            z, self.temperature, offset, count, tiled=self.tiled(m * count * m * n)
+        )
         pos = instance_gram(anchors(z, offset, count)) / self.temperature  # (count, M, M)
         # ℓ = -g + log(e^g + e^o) = softplus(o - g)
         ell = F.softplus(other[:, :, None] - pos)  # (N, α, β)

@@ -12,16 +12,16 @@ from torch import Tensor
 
 from manyview import distributed
 from manyview.losses.base import (
-    MultiViewLoss,
+    ContrastiveLoss,
     anchor_rows,
     check_temperature,
     instance_gram,
     view_major,
 )
-from manyview.losses.engine import EngineConfig, EngineOption, dense_logsumexp, tiled_logsumexp
+from manyview.losses.engine import EngineOption, dense_logsumexp, tiled_logsumexp
 
 
-class SupCon(MultiViewLoss):
+class SupCon(ContrastiveLoss):
     r"""Supervised contrastive loss over M views, L_out (default) or L_in.
 
     Rows a = (i, m) of the MN x MN similarity matrix; A(a) = every other row; positives
@@ -77,13 +77,11 @@ class SupCon(MultiViewLoss):
         normalize: bool = True,
         engine: EngineOption = "auto",
     ) -> None:
-        super().__init__(normalize=normalize)
-        self.engine = EngineConfig.parse(engine, "supcon")
+        super().__init__(temperature, normalize=normalize, engine=engine, who="supcon")
         if variant not in ("out", "in"):
             raise ValueError(f"supcon: variant must be 'out' or 'in', got {variant!r}")
         if anchors not in ("all", "one"):
             raise ValueError(f"supcon: anchors must be 'all' or 'one', got {anchors!r}")
-        self.temperature = check_temperature(temperature)
         self.base_temperature = (
             None
             if base_temperature is None

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from manyview.config import ConfigError
 from manyview.context import BuildContext
 from manyview.recipes.base import EmbedRecipe, StepOutput, batch_inputs
-from manyview.recipes.parts import Projector, build_encoder, build_views
+from manyview.recipes.parts import Projector, build_encoder, build_views, first_sample
 from manyview.recipes.weighted import WeightedLosses
 
 __all__ = ["ContrastiveRecipe"]
@@ -57,13 +57,7 @@ name = "mv_infonce"
         modalities = config["modalities"]
         if not modalities:
             raise ConfigError(f"{self.who}: add at least one [modalities.<name>] table")
-        sample = dataset[0]
-        for name in modalities:
-            if name not in sample:
-                raise ConfigError(
-                    f"[modalities.{name}]: the dataset's samples have no {name!r} "
-                    f"(they have {sorted(k for k in sample if k not in ('label', 'index'))})"
-                )
+        sample = first_sample(dataset, modalities)
         encoders = {n: build_encoder(n, m, dataset) for n, m in modalities.items()}
         dims = {n: e.output_dim for n, e in encoders.items()}
         shared = max(m["projector_dim"] for m in modalities.values())

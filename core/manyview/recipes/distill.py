@@ -14,8 +14,10 @@ from manyview.recipes.base import EmbedRecipe, StepOutput, batch_inputs
 from manyview.recipes.parts import (
     Projector,
     build_encoder,
+    build_projector,
     build_teacher,
     build_views,
+    first_sample,
     recipe_options,
 )
 from manyview.recipes.weighted import WeightedLosses
@@ -85,15 +87,9 @@ name = "feature"
                 f"distill recipe: the student sees one modality; got {sorted(modalities)}"
             )
         ((name, modality),) = modalities.items()
-        sample = dataset[0]
-        if name not in sample:
-            raise ConfigError(f"[modalities.{name}]: the dataset's samples have no {name!r}")
+        sample = first_sample(dataset, (name,))
         encoder = build_encoder(name, modality, dataset)
-        head = Projector(
-            encoder.output_dim,
-            modality["projector_dim"] or encoder.output_dim,
-            modality["projector_hidden"],
-        )
+        head = build_projector(modality, encoder.output_dim, default_dim=encoder.output_dim)
         self.model = Student(encoder, head)
         self.modality = name
         self.views = build_views(name, modality)

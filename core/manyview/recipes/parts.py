@@ -3,7 +3,7 @@ from their configuration tables with one-line errors."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -16,8 +16,10 @@ __all__ = [
     "Projector",
     "ViewPipeline",
     "build_encoder",
+    "build_projector",
     "build_teacher",
     "build_views",
+    "first_sample",
     "recipe_options",
 ]
 
@@ -77,6 +79,37 @@ def recipe_options(
             hint = did_you_mean(key, defaults) or f"; allowed: {', '.join(defaults) or 'none'}"
             raise ConfigError(f"[recipe_options] ({who}) unknown key {key!r}{hint}")
     return {**defaults, **given}
+
+
+def first_sample(
+    dataset: Any, modalities: Iterable[str], *, label_for: str | None = None
+) -> Mapping[str, Any]:
+    """``dataset[0]``, checked to hold every modality a recipe configures (and a ``label``
+    when ``label_for``, the recipe's name, is given).
+
+    Raises:
+        ConfigError: ``[modalities.<name>]: the dataset's samples have no '<name>' (they
+            have [...])``, or ``<label_for>: the dataset's samples have no 'label'``.
+    """
+    sample = dataset[0]
+    for name in modalities:
+        if name not in sample:
+            raise ConfigError(
+                f"[modalities.{name}]: the dataset's samples have no {name!r} "
+                f"(they have {sorted(k for k in sample if k not in ('label', 'index'))})"
+            )
+    if label_for is not None and "label" not in sample:
+        raise ConfigError(f"{label_for}: the dataset's samples have no 'label'")
+    return sample
+
+
+def build_projector(
+    modality: Mapping[str, Any], in_dim: int, *, default_dim: int | None = None
+) -> Projector:
+    """The ``[modalities.<name>]`` projector over an encoder of width ``in_dim``:
+    ``Projector(in_dim, projector_dim or default_dim, projector_hidden)`` (with the default
+    ``default_dim=None``, ``projector_dim = 0`` and no hidden layer give the identity)."""
+    return Projector(in_dim, modality["projector_dim"] or default_dim, modality["projector_hidden"])
 
 
 def build_encoder(name: str, modality: Mapping[str, Any], dataset: Any) -> nn.Module:

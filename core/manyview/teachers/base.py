@@ -73,9 +73,36 @@ class Teacher(nn.Module):
         # Teachers stay in eval mode (dropout off, batch-norm statistics frozen).
         return super().train(False)
 
+    def hold_student(self, student: nn.Module, who: str) -> None:
+        """Keep ``student`` by reference as :attr:`student`: not a submodule, so neither its
+        parameters nor its state are the teacher's (an EMA teacher averages it, a self
+        teacher calls it).
+
+        Args:
+            student: the student module.
+            who: the teacher's registered name, for the error message.
+
+        Raises:
+            ValueError: ``student`` is not an ``nn.Module``.
+        """
+        if not isinstance(student, nn.Module):
+            raise ValueError(f"{who}: student must be an nn.Module, got {type(student).__name__}")
+        self._held_student = [student]  # a plain list: not a submodule, not in state_dict
+
+    @property
+    def student(self) -> nn.Module:
+        """The student given to :meth:`hold_student` (an ``AttributeError`` before)."""
+        held = self.__dict__.get("_held_student")
+        if held is None:  # falls back to nn.Module's lookup (a submodule named student)
+            raise AttributeError(f"{type(self).__name__} holds no student")
+        return held[0]
+
     def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Any:
-        """A batch this teacher accepts (for the contract tests)."""
+        """A batch this teacher accepts (for the contract tests): that of its ``module`` or
+        held student when it has ``example_inputs``, else ``torch.randn(n, 8)``."""
         module = getattr(self, "module", None)
+        if module is None:
+            module = self.__dict__.get("_held_student", [None])[0]
         if module is not None and hasattr(module, "example_inputs"):
             return module.example_inputs(n)
         return torch.randn(n, 8, generator=generator)

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from manyview.options import check_int
 from manyview.teachers.base import Teacher, call_module, read_key
 
 
@@ -65,16 +66,14 @@ class EMATeacher(Teacher):
         key: str | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(student, nn.Module):
-            raise ValueError(f"ema: student must be an nn.Module, got {type(student).__name__}")
+        self.hold_student(student, "ema")
         if not 0.0 <= momentum <= 1.0 or not 0.0 <= final_momentum <= 1.0:
             raise ValueError(f"ema: momenta must lie in [0, 1], got {momentum}, {final_momentum}")
         if schedule not in ("constant", "cosine"):
             raise ValueError(f"ema: schedule must be 'constant' or 'cosine', got {schedule!r}")
         if schedule == "cosine" and (not isinstance(total_steps, int) or total_steps < 1):
             raise ValueError("ema: the cosine schedule needs total_steps (a positive int)")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"ema: every must be a positive int, got {every!r}")
+        check_int(every, "every", "ema")
         self.momentum, self.final_momentum = float(momentum), float(final_momentum)
         self.schedule, self.total_steps, self.every = schedule, total_steps, every
         self.merge = merge
@@ -84,11 +83,6 @@ class EMATeacher(Teacher):
         self.module.requires_grad_(False)
         self.module.eval()
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-        self._student = [student]  # a plain list: not a submodule, not in state_dict
-
-    @property
-    def student(self) -> nn.Module:
-        return self._student[0]
 
     def momentum_at(self, step: int) -> float:
         """The momentum used at update ``step`` (0-based)."""
@@ -134,11 +128,6 @@ class EMATeacher(Teacher):
                 t.mul_(m).add_(s.to(t.dtype), alpha=1.0 - m)
             else:
                 t.copy_(s)
-
-    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Any:
-        if hasattr(self.module, "example_inputs"):
-            return self.module.example_inputs(n)
-        return super().example_inputs(n, generator=generator)
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}, schedule={self.schedule!r}, every={self.every}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
 from torch import nn
 
 from manyview.teachers.base import Teacher, call_module, read_key
@@ -27,15 +26,9 @@ class SelfTeacher(Teacher):
         self, student: nn.Module, *, eval_mode: bool = True, key: str | None = None
     ) -> None:
         super().__init__()
-        if not isinstance(student, nn.Module):
-            raise ValueError(f"self: student must be an nn.Module, got {type(student).__name__}")
-        self._student = [student]
+        self.hold_student(student, "self")
         self.eval_mode = eval_mode
         self.key = key
-
-    @property
-    def student(self) -> nn.Module:
-        return self._student[0]
 
     def targets(self, inputs: Any, **kwargs: Any) -> Any:
         batch = read_key(inputs, self.key, "self")
@@ -47,8 +40,3 @@ class SelfTeacher(Teacher):
             return call_module(student, batch)
         finally:
             student.train(was_training)
-
-    def example_inputs(self, n: int = 4, *, generator: torch.Generator | None = None) -> Any:
-        if hasattr(self.student, "example_inputs"):
-            return self.student.example_inputs(n)
-        return super().example_inputs(n, generator=generator)

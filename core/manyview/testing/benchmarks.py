@@ -17,30 +17,15 @@ import manyview
 
 __all__ = ["BenchmarkContractTests", "check_benchmark", "tiny_run"]
 
-TINY_RUN = """
-[run]
-recipe = "contrastive"
-steps = 6
-batch_size = 16
-checkpoint_every = 6
-[data]
-name = "synthetic"
-options = { modalities = { a = 6, b = 5 }, num_samples = 64, num_classes = 4 }
-[modalities.a]
-encoder = "mlp"
-encoder_options = { output_dim = 8, hidden_dim = 8 }
-[modalities.b]
-encoder = "mlp"
-encoder_options = { output_dim = 8, hidden_dim = 8 }
-[[losses]]
-name = "clip"
-"""
 
-
-def tiny_run(tmp_path: Path, config: str = TINY_RUN) -> Any:
-    """A trained run of a few seconds (two modalities of ``synthetic``), loaded."""
+def tiny_run(tmp_path: Path, config: str | None = None) -> Any:
+    """A trained run of a few seconds, loaded: ``config`` (a TOML text), by default the
+    ``contrastive`` recipe's ``example_config`` (two modalities of ``synthetic``)."""
     from manyview.config import load_config
+    from manyview.recipes.contrastive import ContrastiveRecipe
     from manyview.training.trainer import Trainer
+
+    config = ContrastiveRecipe.example_config if config is None else config
 
     path = Path(tmp_path) / "tiny.toml"
     path.write_text(config)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import signal
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from manyview.config import ConfigError, dump_config
 from manyview.manager import call_hook
 from manyview.metrics import alignment, effective_rank, uniformity
 from manyview.recipes.base import Recipe
+from manyview.runs import seed_all
 from manyview.training.checkpoint import (
     CheckpointError,
     clean_partial,
@@ -83,15 +83,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
 
     def _seed(self) -> None:
-        seed = self.run["seed"] + self.ctx.rank
-        random.seed(seed)
-        torch.manual_seed(seed)
-        try:
-            import numpy as np
-
-            np.random.seed(seed % 2**32)
-        except ImportError:  # pragma: no cover - numpy is a dependency
-            pass
+        seed_all(self.run["seed"] + self.ctx.rank)
         if self.device.type == "cpu":
             self._deterministic_before = torch.are_deterministic_algorithms_enabled()
             torch.use_deterministic_algorithms(True, warn_only=True)

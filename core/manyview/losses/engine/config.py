@@ -1,5 +1,6 @@
 """How a loss runs its log-partition functions: :class:`EngineConfig`, and the checks of the
-engine's settings (each a one-line ``ValueError`` that names the setting and the choices)."""
+engine's settings (each a one-line ``ValueError`` that names the setting and the choices;
+:func:`manyview.options.check_choice` for the named choices)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from manyview.losses.engine.backend import BACKENDS, TritonBackend
-from manyview.registry import did_you_mean
+from manyview.options import check_choice
 
 ENGINES = ("auto", "dense", "tiled")
 Tile = int | tuple[int, int]
@@ -19,16 +20,6 @@ defaults") has the timings behind it."""
 DEFAULT_MIN_ENTRIES = 2048 * 2048
 """``mode="auto"`` tiles a loss whose dense logits would hold more entries than this;
 docs/benchmarks.md ("Tiled engine defaults") has the timings behind it."""
-
-
-def check_choice(value: Any, choices: tuple[str, ...], what: str, who: str) -> str:
-    """``value`` if it is one of ``choices``, else a ValueError naming the closest."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"{who}: unknown {what} {value!r}{did_you_mean(value, choices, cutoff=0.5)} "
-            f"(choose from {', '.join(repr(c) for c in choices)})"
-        )
-    return value
 
 
 def parse_tile(tile: Any, who: str) -> tuple[int, int]:

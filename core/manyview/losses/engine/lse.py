@@ -12,9 +12,10 @@ from torch import Tensor
 
 from manyview.losses.engine.autograd import TiledLSE, TiledLSERowsCols
 from manyview.losses.engine.backend import BACKENDS, TritonBackend, default_triton_backend
-from manyview.losses.engine.config import Tile, check_choice, parse_tile
+from manyview.losses.engine.config import Tile, parse_tile
 from manyview.losses.engine.inputs import Scale, check_operands, check_pair, lse_problem
 from manyview.losses.engine.tiles import TorchTiles
+from manyview.options import check_choice
 
 
 def tiled_logsumexp(

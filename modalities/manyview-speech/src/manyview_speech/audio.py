@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from manyview.options import check_int
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioFileError",
@@ -156,10 +158,7 @@ def write_audio(
         ValueError: a sample rate that is not positive, a batch or empty waveform, NaN.
     """
     path = Path(path)
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(
-            f"write_audio {path}: sample_rate must be a positive int, got {sample_rate!r}"
-        )
+    check_int(sample_rate, "sample_rate", f"write_audio {path}")
     x = torch.as_tensor(waveform).detach().cpu()
     if x.dim() not in (1, 2):
         raise ValueError(

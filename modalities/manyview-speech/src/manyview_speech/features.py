@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_ints, check_positive
+
 
 def check_waveforms(x: object, who: str) -> Tensor:
     """``x`` as a float ``(N, samples)`` batch, or a ValueError saying what is wrong."""
@@ -92,9 +94,10 @@ class LogMel(_Features):
         super().__init__()
         import torchaudio.transforms as T
 
-        _positive(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-        if not log_offset > 0:
-            raise ValueError(f"log_mel: log_offset must be > 0, got {log_offset}")
+        check_ints(
+            "log_mel", sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
+        )
+        check_positive(log_offset, "log_offset", "log_mel")
         self.mel = T.MelSpectrogram(
             sample_rate=sample_rate,
             n_fft=n_fft,
@@ -141,8 +144,14 @@ class MFCC(_Features):
         super().__init__()
         import torchaudio.transforms as T
 
-        _positive(sample_rate=sample_rate, n_mfcc=n_mfcc, n_mels=n_mels, n_fft=n_fft)
-        _positive(hop_length=hop_length)
+        check_ints(
+            "mfcc",
+            sample_rate=sample_rate,
+            n_mfcc=n_mfcc,
+            n_mels=n_mels,
+            n_fft=n_fft,
+            hop_length=hop_length,
+        )
         if n_mfcc > n_mels:
             raise ValueError(f"mfcc: n_mfcc ({n_mfcc}) cannot exceed n_mels ({n_mels})")
         self.mfcc = T.MFCC(
@@ -162,9 +171,3 @@ def _pad_short(x: Tensor, n_fft: int) -> Tensor:
     """Zero-pad waveforms too short for the centred STFT's reflection padding."""
     need = n_fft // 2 + 1
     return x if x.shape[-1] >= need else torch.nn.functional.pad(x, (0, need - x.shape[-1]))
-
-
-def _positive(**values: object) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")

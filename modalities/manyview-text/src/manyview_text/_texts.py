@@ -7,17 +7,10 @@ from typing import Any
 
 import torch
 
+from manyview.benchmarks.prompts import DIGIT_NAMES
+
 _WORDS = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
+    *DIGIT_NAMES,
     "a",
     "the",
     "photo",

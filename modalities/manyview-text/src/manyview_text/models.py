@@ -30,6 +30,7 @@ from typing import Any
 from torch import nn
 
 from manyview import did_you_mean
+from manyview.options import check_int
 
 __all__ = ["CONFIGS", "build_clip", "model_config"]
 
@@ -154,11 +155,8 @@ def model_config(
             f"vocabulary ({BPE_VOCAB_SIZE} tokens), so its tokenizer is not supported here"
         )
     for key in ("width", "heads", "layers", "context_length"):
-        value = text.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"text_cfg.{key} must be a positive int, got {value!r}")
+        if text.get(key) is not None:
+            check_int(text[key], f"text_cfg.{key}", None)
     width, heads = text.get("width", 512), text.get("heads", 8)
     if width % heads:
         raise ValueError(f"text_cfg.width ({width}) must be divisible by text_cfg.heads ({heads})")

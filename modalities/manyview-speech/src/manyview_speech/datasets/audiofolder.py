@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
+from manyview.datasets.files import (
+    SkippingDataset,
+    check_on_error,
+    class_files,
+    class_ids,
+    skip_or_raise,
+    warn_skipped,
+)
 from manyview_speech.audio import (
     AUDIO_EXTENSIONS,
     AudioFileError,
@@ -20,9 +26,10 @@ from manyview_speech.audio import (
 )
 
 
-class AudioFolder(Dataset):
+class AudioFolder(SkippingDataset):
     """Audio files under ``root``, labelled by their subfolder (sorted names give the class
-    ids); files directly in ``root`` form one class. Mono (channels are mixed down),
+    ids; folders whose names start with ``.`` are not classes); files directly in ``root``
+    form one class, ``"."``. Mono (channels are mixed down),
     resampled to ``sample_rate`` and cut or zero-padded to ``clip_seconds``.
 
     Files that cannot be read (empty, corrupt, sample rate 0, no samples) are skipped and
@@ -57,14 +64,9 @@ class AudioFolder(Dataset):
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"audiofolder: {root} is not a folder")
-        if on_error not in ("skip", "raise"):
-            raise ValueError(f"audiofolder: on_error must be 'skip' or 'raise', got {on_error!r}")
+        check_on_error(on_error, "audiofolder")
         exts = tuple(e.lower() for e in extensions)
-        found: list[tuple[Path, str]] = []
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and path.suffix.lower() in exts:
-                rel = path.relative_to(root)
-                found.append((path, rel.parts[0] if len(rel.parts) > 1 else "."))
+        found, _ = class_files(root, exts, loose_class=".")
         if not found:
             raise ValueError(f"audiofolder: no {'/'.join(exts)} files under {root}")
         self.root, self.sample_rate, self.align = root, sample_rate, align
@@ -85,31 +87,22 @@ class AudioFolder(Dataset):
                 problem = _header_problem(path)
                 if problem is None:
                     kept.append(i)
-                elif on_error == "raise":
-                    raise AudioFileError(problem)
                 else:
-                    self.skipped.append((str(path), problem))
+                    skip_or_raise(self.skipped, str(path), problem, on_error, None, AudioFileError)
             self.audio = None
         if not kept:
             raise ValueError(
                 f"audiofolder: none of the {len(found)} files under {root} could be read "
                 f"(first: {self.skipped[0][1]})"
             )
-        if self.skipped:
-            warnings.warn(
-                f"audiofolder: skipped {len(self.skipped)} of {len(found)} files under {root} "
-                f"that could not be read (first: {self.skipped[0][1]}); see dataset.skipped",
-                stacklevel=2,
-            )
+        warn_skipped(
+            self.skipped,
+            "audiofolder",
+            f"of {len(found)} files under {root} that could not be read",
+        )
         self.paths = [found[i][0] for i in kept]
-        self.classes = sorted({found[i][1] for i in kept})
-        index = {c: k for k, c in enumerate(self.classes)}
-        self.labels = torch.tensor([index[found[i][1]] for i in kept])
+        self.classes, self.labels = class_ids([found[i][1] for i in kept])
         self.num_classes = len(self.classes)
-
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
+from manyview.benchmarks.prompts import DIGIT_NAMES
+from manyview.datasets.columns import ColumnDataset
 from manyview_speech.audio import fit_length, resample, trim_silence
 from manyview_speech.synthesis import NATIVE_SAMPLE_RATE, synthesize
 
-DIGITS: tuple[str, ...] = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-)  # fmt: skip
+DIGITS: tuple[str, ...] = DIGIT_NAMES
+"""The default vocabulary: :data:`manyview.benchmarks.prompts.DIGIT_NAMES`."""
 DIALECTS: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-029")
 """American, British (RP), Scottish and Caribbean English: eSpeak's phonology and
 intonation differ between them, so they stand in for language varieties."""
@@ -31,7 +30,7 @@ def _clip(text: str, voice: str, rate: int, pitch: int, seed: int) -> Tensor:
     return trim_silence(synthesize(text, voice, rate=rate, pitch=pitch, seed=seed))
 
 
-class SpokenWords(Dataset):
+class SpokenWords(ColumnDataset):
     """Words spoken by many synthetic voices, labelled by word, speaker or dialect.
 
     A voice is a dialect with a variant (``"en-gb-scotland+f3"``); each (word, voice) pair is
@@ -150,6 +149,7 @@ class SpokenWords(Dataset):
         # one batched resampling: much faster than one call per clip of its own length
         self.audio = resample(torch.stack(audio), NATIVE_SAMPLE_RATE, sample_rate)
         self.texts = texts
+        self.data = {"audio": self.audio, "text": self.texts}  # the columns of the items
         self.words = torch.tensor(word_ids)
         self.speakers = torch.tensor(speaker_ids)
         self.dialects = torch.tensor(dialect_ids)
@@ -164,24 +164,3 @@ class SpokenWords(Dataset):
         self.num_classes = len(self.classes)
         self.sample_rate = sample_rate
         self.label_kind = label
-
-    def __len__(self) -> int:
-        return self.audio.shape[0]
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {
-            "audio": self.audio[i],
-            "text": self.texts[i],
-            "label": int(self.labels[i]),
-            "index": int(i),
-        }
-
-    def get_batch(self, indices: Sequence[int]) -> dict[str, Any]:
-        """The collated batch of ``indices`` at once."""
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        return {
-            "audio": self.audio[idx],
-            "text": [self.texts[i] for i in idx.tolist()],
-            "label": self.labels[idx],
-            "index": idx,
-        }

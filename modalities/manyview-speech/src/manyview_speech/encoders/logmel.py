@@ -14,6 +14,7 @@ from manyview.encoders.attention import (
     use_attention_backend,
     xformers_unavailable_reason,
 )
+from manyview.options import check_int
 from manyview_speech.features import LogMel, check_waveforms
 from manyview_speech.views.base import example_waveforms
 
@@ -97,12 +98,8 @@ class LogMelEncoder(nn.Module):
             )
         if not channels or any(c < 1 for c in channels):
             raise ValueError(f"{self._name}: channels must be positive ints, got {channels}")
-        for key, value in (
-            ("output_dim", output_dim),
-            ("transformer_layers", transformer_layers + 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{self._name}: {key} must be a positive int, got {value!r}")
+        check_int(output_dim, "output_dim", self._name)
+        check_int(transformer_layers, "transformer_layers", self._name, least=0)
         if transformer_layers and channels[-1] % heads:
             raise ValueError(
                 f"{self._name}: the last channel count ({channels[-1]}) must be divisible by "

@@ -10,19 +10,13 @@ Registered under the reader kind, so datasets of the core that read a user's fil
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from torch import Tensor
 
+from manyview.options import check_int
 from manyview_speech.audio import AUDIO_EXTENSIONS, fit_length, read_audio
 
 __all__ = ["AudioReader"]
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"audio reader: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class AudioReader:
@@ -46,8 +40,8 @@ class AudioReader:
     def __init__(
         self, *, sample_rate: int = 16000, samples: int | None = None, align: str = "start"
     ) -> None:
-        self.sample_rate = _positive_int(sample_rate, "sample_rate")
-        self.samples = None if samples is None else _positive_int(samples, "samples")
+        self.sample_rate = check_int(sample_rate, "sample_rate", "audio reader")
+        self.samples = None if samples is None else check_int(samples, "samples", "audio reader")
         if align not in ("start", "center"):
             raise ValueError(f"audio reader: align must be 'start' or 'center', got {align!r}")
         self.align = align

@@ -16,7 +16,6 @@ from manyview.config import ConfigError
 from manyview.context import BuildContext
 from manyview.recipes import (
     EmbedRecipe,
-    Projector,
     StepOutput,
     WeightedLosses,
     batch_inputs,
@@ -24,6 +23,7 @@ from manyview.recipes import (
     build_views,
     recipe_options,
 )
+from manyview.recipes.parts import build_projector, first_sample
 
 OPTIONS = {
     "objective": "joint",
@@ -130,18 +130,10 @@ name = "supcon"
                 f"speech_supcon recipe: configure one audio modality, got {sorted(modalities)}"
             )
         ((name, modality),) = modalities.items()
-        sample = dataset[0]
-        if name not in sample:
-            raise ConfigError(f"[modalities.{name}]: the dataset's samples have no {name!r}")
-        if "label" not in sample:
-            raise ConfigError("speech_supcon recipe: the dataset's samples have no 'label'")
+        sample = first_sample(dataset, (name,), label_for="speech_supcon recipe")
         encoder = build_encoder(name, modality, dataset)
         dim = encoder.output_dim
-        head = Projector(
-            dim,
-            modality["projector_dim"] or (dim if modality["projector_hidden"] else None),
-            modality["projector_hidden"],
-        )
+        head = build_projector(modality, dim)
         num_classes = int(options["num_classes"] or count_classes(dataset))
         if num_classes < 2:
             raise ConfigError(f"speech_supcon recipe: need at least 2 classes, got {num_classes}")

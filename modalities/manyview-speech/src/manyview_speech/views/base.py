@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_int
+
 __all__ = [
     "WaveView",
     "apply_p",
-    "check_p",
     "example_waveforms",
     "gen_device",
     "rand",
@@ -63,13 +64,6 @@ def apply_p(x: Tensor, y: Tensor, p: float, generator: torch.Generator | None) -
     return torch.where(keep.view(-1, *([1] * (x.dim() - 1))), y, x)
 
 
-def check_p(p: float, who: str) -> float:
-    """``p`` as a float in [0, 1], or a ValueError naming ``who``."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"{who}: p must lie in [0, 1], got {p}")
-    return float(p)
-
-
 def shifted(x: Tensor, shift: Tensor, length: int, circular: bool = False) -> Tensor:
     """``out[i, j] = x[i, j + shift[i]]`` for j < length; zero outside x (or wrapped)."""
     t = x.shape[1]
@@ -117,8 +111,4 @@ class WaveView(WaveformExamples, nn.Module):
 
     def __init__(self, sample_rate: int = 16000) -> None:
         super().__init__()
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
-            raise ValueError(
-                f"{self.name}: sample_rate must be a positive int, got {sample_rate!r}"
-            )
-        self.sample_rate = sample_rate
+        self.sample_rate = check_int(sample_rate, "sample_rate", self.name)

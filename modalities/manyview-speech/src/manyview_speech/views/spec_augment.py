@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from manyview_speech.views.base import check_p, rand, randint
+from manyview.options import check_fraction, check_ints
+from manyview_speech.views.base import rand, randint
 
 __all__ = ["SpecAugment"]
 
@@ -60,19 +61,19 @@ class SpecAugment(nn.Module):
         p: float = 1.0,
     ) -> None:
         super().__init__()
-        for key, value in (
-            ("freq_masks", freq_masks),
-            ("freq_width", freq_width),
-            ("time_masks", time_masks),
-            ("time_width", time_width),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"spec_augment: {key} must be an int >= 0, got {value!r}")
+        check_ints(
+            self.name,
+            least=0,
+            freq_masks=freq_masks,
+            freq_width=freq_width,
+            time_masks=time_masks,
+            time_width=time_width,
+        )
         if isinstance(fill, str) and fill not in ("mean", "zero"):
             raise ValueError(f"spec_augment: fill must be 'mean', 'zero' or a number, got {fill!r}")
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
-        self.fill, self.p = fill, check_p(p, self.name)
+        self.fill, self.p = fill, check_fraction(p, "p", self.name)
 
     def masks(
         self,

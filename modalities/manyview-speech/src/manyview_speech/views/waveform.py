@@ -9,12 +9,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_fraction, check_non_negative, check_positive
 from manyview_speech.audio import resample, speed_ratio
 from manyview_speech.features import check_waveforms
 from manyview_speech.views.base import (
     WaveView,
     apply_p,
-    check_p,
     example_waveforms,
     rand,
     randint,
@@ -38,9 +38,7 @@ class AudioCrop(WaveView):
 
     def __init__(self, seconds: float = 1.0, sample_rate: int = 16000) -> None:
         super().__init__(sample_rate)
-        if not seconds > 0:
-            raise ValueError(f"audio_crop: seconds must be > 0, got {seconds}")
-        self.samples = max(1, round(seconds * sample_rate))
+        self.samples = max(1, round(check_positive(seconds, "seconds", self.name) * sample_rate))
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = check_waveforms(x, self.name)
@@ -75,10 +73,10 @@ class AudioShift(WaveView):
         p: float = 1.0,
     ) -> None:
         super().__init__(sample_rate)
-        if not max_seconds >= 0:
-            raise ValueError(f"audio_shift: max_seconds must be >= 0, got {max_seconds}")
-        self.max_shift = round(max_seconds * sample_rate)
-        self.circular, self.p = bool(circular), check_p(p, self.name)
+        self.max_shift = round(
+            check_non_negative(max_seconds, "max_seconds", self.name) * sample_rate
+        )
+        self.circular, self.p = bool(circular), check_fraction(p, "p", self.name)
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = check_waveforms(x, self.name)
@@ -105,7 +103,11 @@ class AudioGain(WaveView):
         super().__init__(sample_rate)
         if not min_db <= max_db:
             raise ValueError(f"audio_gain: need min_db <= max_db, got {min_db} > {max_db}")
-        self.min_db, self.max_db, self.p = float(min_db), float(max_db), check_p(p, self.name)
+        self.min_db, self.max_db, self.p = (
+            float(min_db),
+            float(max_db),
+            check_fraction(p, "p", self.name),
+        )
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = check_waveforms(x, self.name)
@@ -145,7 +147,7 @@ class AudioNoise(WaveView):
         if color not in ("white", "pink"):
             raise ValueError(f"audio_noise: color must be 'white' or 'pink', got {color!r}")
         self.min_snr_db, self.max_snr_db = float(min_snr_db), float(max_snr_db)
-        self.color, self.p = color, check_p(p, self.name)
+        self.color, self.p = color, check_fraction(p, "p", self.name)
 
     def noise(
         self, shape: Sequence[int], generator: torch.Generator | None, device: torch.device

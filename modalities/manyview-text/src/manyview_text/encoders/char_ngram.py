@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_ints
+
 
 class CharNgramEncoder(nn.Module):
     """Texts to ``(N, output_dim)``: the mean of learned embeddings of the text's hashed
@@ -37,13 +39,7 @@ class CharNgramEncoder(nn.Module):
         lowercase: bool = True,
     ) -> None:
         super().__init__()
-        for key, value in (
-            ("output_dim", output_dim),
-            ("embed_dim", embed_dim),
-            ("buckets", buckets),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"char_ngram: {key} must be a positive int, got {value!r}")
+        check_ints("char_ngram", output_dim=output_dim, embed_dim=embed_dim, buckets=buckets)
         self.ngrams = tuple(int(n) for n in ngrams)
         if not self.ngrams or min(self.ngrams) < 1:
             raise ValueError(f"char_ngram: ngrams must be positive lengths, got {ngrams}")

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
+from manyview.options import check_int
 from manyview_text._texts import check_texts, split_words
-from manyview_text.views.base import TextView, positive_int
+from manyview_text.views.base import TextView
 
 __all__ = ["SpanSwap"]
 
@@ -29,8 +30,8 @@ class SpanSwap(TextView):
 
     def __init__(self, max_span: int = 3, swaps: int = 1) -> None:
         super().__init__()
-        self.max_span = positive_int(max_span, "max_span", "span_swap")
-        self.swaps = positive_int(swaps, "swaps", "span_swap")
+        self.max_span = check_int(max_span, "max_span", "span_swap")
+        self.swaps = check_int(swaps, "swaps", "span_swap")
 
     def forward(self, x: Any, *, generator: torch.Generator | None = None) -> list[str]:
         out = []

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
+from manyview.options import check_fraction
 from manyview_text._texts import check_texts, split_words
-from manyview_text.views.base import TextView, check_p
+from manyview_text.views.base import TextView
 
 __all__ = ["TokenMask"]
 
@@ -28,7 +29,7 @@ class TokenMask(TextView):
 
     def __init__(self, p: float = 0.15, mask_token: str = "[MASK]") -> None:
         super().__init__()
-        self.p = check_p(p, "token_mask")
+        self.p = check_fraction(p, "p", "token_mask")
         if (
             not isinstance(mask_token, str)
             or not mask_token.strip()

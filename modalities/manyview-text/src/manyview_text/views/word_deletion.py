@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
+from manyview.options import check_fraction
 from manyview_text._texts import check_texts, split_words
-from manyview_text.views.base import TextView, check_p
+from manyview_text.views.base import TextView
 
 __all__ = ["WordDeletion"]
 
@@ -27,7 +28,7 @@ class WordDeletion(TextView):
 
     def __init__(self, p: float = 0.1) -> None:
         super().__init__()
-        self.p = check_p(p, "word_deletion")
+        self.p = check_fraction(p, "p", "word_deletion")
 
     def forward(self, x: Any, *, generator: torch.Generator | None = None) -> list[str]:
         words = split_words(check_texts(x, "word_deletion"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_ints
 from manyview_vision.encoders.inputs import image_batch
 
 
@@ -31,9 +32,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_chans: int = 3, output_dim: int = 128, width: int = 32) -> None:
         super().__init__()
-        for name, value in (("in_chans", in_chans), ("output_dim", output_dim), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"small_cnn: {name} must be a positive int, got {value!r}")
+        check_ints("small_cnn", in_chans=in_chans, output_dim=output_dim, width=width)
         pool = nn.MaxPool2d(2, ceil_mode=True)
         self.features = nn.Sequential(
             *_block(in_chans, width),

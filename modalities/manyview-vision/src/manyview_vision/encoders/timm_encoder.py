@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_int
 from manyview_vision.encoders.inputs import image_batch
 
 _FORBIDDEN = ("pretrained", "num_classes", "pretrained_cfg", "pretrained_cfg_overlay")
@@ -84,8 +85,7 @@ class TimmEncoder(nn.Module):
                 f"timm: {', '.join(bad)} cannot be set: the encoder is always built with "
                 "pretrained=False and num_classes=0; load weights with weights=<local file>"
             )
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"timm: in_chans must be a positive int, got {in_chans!r}")
+        check_int(in_chans, "in_chans", "timm")
         if img_size is not None:
             kwargs["img_size"] = img_size
         try:

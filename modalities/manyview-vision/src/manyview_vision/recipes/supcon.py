@@ -7,6 +7,7 @@ from typing import Any
 
 from manyview.config import ConfigError
 from manyview.recipes import loss_contract
+from manyview.recipes.parts import first_sample
 from manyview_vision.recipes.base import EXAMPLE, ImageContrastiveRecipe
 
 __all__ = ["SupConRecipe"]
@@ -22,8 +23,7 @@ class SupConRecipe(ImageContrastiveRecipe):
     example_config = EXAMPLE.format(recipe="supcon", views="", loss="supcon")
 
     def __init__(self, config: Mapping[str, Any], dataset: Any) -> None:
-        if "label" not in dataset[0]:
-            raise ConfigError("supcon recipe: the dataset's samples have no 'label'")
+        first_sample(dataset, (), label_for="supcon recipe")
         super().__init__(config, dataset)
         labelled = [
             name for name, loss, _ in self.losses.items() if "labels" in loss_contract(loss)[2]

@@ -30,21 +30,6 @@ def probability(value: Any, name: str, who: str) -> float:
     return float(value)
 
 
-def image_size(value: Any, name: str, who: str) -> tuple[int, int] | None:
-    """None, an int side or an (height, width) pair of positive ints."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    if (
-        not isinstance(value, Sequence)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise ValueError(f"{who}: {name} must be a positive int or (height, width), got {value!r}")
-    return int(value[0]), int(value[1])
-
-
 Params = dict[str, Any]
 """A view's random parameters for one batch: tensors with one row per sample."""
 

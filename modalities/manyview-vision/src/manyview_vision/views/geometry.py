@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from manyview.datasets.files import image_size_pair
 from manyview_vision import functional as VF
 from manyview_vision import sampling
 from manyview_vision.views.base import (
     ImageView,
     Params,
     RandomApplyView,
-    image_size,
     pair,
     probability,
 )
@@ -57,7 +57,7 @@ class RandomResizedCrop(ImageView):
         relative_size: float = 1.0,
     ) -> None:
         super().__init__()
-        self.size = image_size(size, "size", self.label)
+        self.size = image_size_pair(size, self.label, "size")
         self.scale = pair(scale, "scale", self.label)
         self.ratio = pair(ratio, "ratio", self.label)
         if not self.scale[0] > 0 or self.scale[1] > 1:

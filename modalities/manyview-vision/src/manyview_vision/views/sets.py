@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from manyview.options import check_int
 from manyview_vision.functional import check_images
 from manyview_vision.views.augment import ImageAugment
 
@@ -202,6 +203,5 @@ def _local(
 
 
 def _check_counts(global_crops: int, local_crops: int, who: str) -> None:
-    for name, value, least in (("global_crops", global_crops, 1), ("local_crops", local_crops, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{who}: {name} must be an int >= {least}, got {value!r}")
+    check_int(global_crops, "global_crops", who)
+    check_int(local_crops, "local_crops", who, least=0)

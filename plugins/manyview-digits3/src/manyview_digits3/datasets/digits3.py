@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from manyview.benchmarks.prompts import DIGIT_NAMES
 from manyview.datasets.cache import data_root, entry_key, read_entry, write_entry
 
 __all__ = ["ITALIAN", "WORDS", "Digits3", "build_digits3", "text_forms"]
@@ -40,9 +41,8 @@ __all__ = ["ITALIAN", "WORDS", "Digits3", "build_digits3", "text_forms"]
 VERSION = 1
 """The cache format and build recipe; bump it when either changes (old entries are rebuilt)."""
 
-WORDS: tuple[str, ...] = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-)  # fmt: skip
+WORDS: tuple[str, ...] = DIGIT_NAMES
+"""The digits' names in label order (:data:`manyview.benchmarks.prompts.DIGIT_NAMES`)."""
 ITALIAN: tuple[str, ...] = (
     "zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove",
 )  # fmt: skip
@@ -56,53 +56,6 @@ def text_forms(digit: int) -> list[str]:
     """The text forms of ``digit``: word, numeral, phrase, Italian word."""
     word = WORDS[digit]
     return [word, str(digit), f"the number {word}", ITALIAN[digit]]
-
-
-def _options(
-    *,
-    dialects: Sequence[str],
-    variants: Sequence[str],
-    test_variants: int,
-    renditions: int,
-    max_images: int | None,
-    test_fraction: float,
-    sample_rate: int,
-    clip_seconds: float,
-    snr_db: Sequence[float],
-    rate: Sequence[int],
-    pitch: Sequence[int],
-    seed: int,
-) -> dict[str, Any]:
-    dialects, variants = [str(d) for d in dialects], [str(v) for v in variants]
-    if not dialects or not variants:
-        raise ValueError("digits3: dialects and variants must be non-empty")
-    if not 1 <= test_variants < len(variants):
-        raise ValueError(
-            f"digits3: test_variants must be 1..{len(variants) - 1} (of {len(variants)} "
-            f"variants), got {test_variants}"
-        )
-    if renditions < 1:
-        raise ValueError(f"digits3: renditions must be >= 1, got {renditions}")
-    if max_images is not None and not max_images >= 20:
-        raise ValueError(f"digits3: max_images must be >= 20 (two a class), got {max_images}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"digits3: test_fraction must be in (0, 1), got {test_fraction}")
-    if sample_rate < 1000 or clip_seconds <= 0:
-        raise ValueError("digits3: need sample_rate >= 1000 and clip_seconds > 0")
-    return {
-        "dialects": dialects,
-        "variants": variants,
-        "test_variants": int(test_variants),
-        "renditions": int(renditions),
-        "max_images": None if max_images is None else int(max_images),
-        "test_fraction": float(test_fraction),
-        "sample_rate": int(sample_rate),
-        "clip_seconds": float(clip_seconds),
-        "snr_db": [float(snr_db[0]), float(snr_db[-1])],
-        "rate": [int(rate[0]), int(rate[-1])],
-        "pitch": [int(pitch[0]), int(pitch[-1])],
-        "seed": int(seed),
-    }
 
 
 def _speech() -> tuple[Any, Any]:
@@ -232,52 +185,63 @@ def build_digits3(
     reused), ``reason`` (why an existing entry was rebuilt, else ``""``), ``seconds`` and
     ``arrays`` (the loaded arrays). Options: see :class:`Digits3`.
     """
-    opts = _options(
-        dialects=dialects,
-        variants=variants,
-        test_variants=test_variants,
-        renditions=renditions,
-        max_images=max_images,
-        test_fraction=test_fraction,
-        sample_rate=sample_rate,
-        clip_seconds=clip_seconds,
-        snr_db=snr_db,
-        rate=rate,
-        pitch=pitch,
-        seed=seed,
-    )
+    dialects, variants = [str(d) for d in dialects], [str(v) for v in variants]
+    if not dialects or not variants:
+        raise ValueError("digits3: dialects and variants must be non-empty")
+    if not 1 <= test_variants < len(variants):
+        raise ValueError(
+            f"digits3: test_variants must be 1..{len(variants) - 1} (of {len(variants)} "
+            f"variants), got {test_variants}"
+        )
+    if renditions < 1:
+        raise ValueError(f"digits3: renditions must be >= 1, got {renditions}")
+    if max_images is not None and not max_images >= 20:
+        raise ValueError(f"digits3: max_images must be >= 20 (two a class), got {max_images}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"digits3: test_fraction must be in (0, 1), got {test_fraction}")
+    if sample_rate < 1000 or clip_seconds <= 0:
+        raise ValueError("digits3: need sample_rate >= 1000 and clip_seconds > 0")
+    opts = {
+        "dialects": dialects,
+        "variants": variants,
+        "test_variants": int(test_variants),
+        "renditions": int(renditions),
+        "max_images": None if max_images is None else int(max_images),
+        "test_fraction": float(test_fraction),
+        "sample_rate": int(sample_rate),
+        "clip_seconds": float(clip_seconds),
+        "snr_db": [float(snr_db[0]), float(snr_db[-1])],
+        "rate": [int(rate[0]), int(rate[-1])],
+        "pitch": [int(pitch[0]), int(pitch[-1])],
+        "seed": int(seed),
+    }
     folder = data_root(root) / "digits3"
     key = entry_key(opts, VERSION)
     start = time.perf_counter()
     arrays, reason = (None, "") if force else read_entry(folder, key, opts, VERSION)
     if arrays is not None:
-        return {
-            "path": folder / f"{key}.npz",
-            "built": False,
-            "reason": "",
-            "seconds": time.perf_counter() - start,
-            "arrays": arrays,
+        path, built, reason = folder / f"{key}.npz", False, ""
+    else:
+        if reason:
+            warnings.warn(
+                f"digits3: the cache entry in {folder} is not usable ({reason}); rebuilding it",
+                stacklevel=3,
+            )
+        arrays = _make(opts)
+        info = {
+            "dataset": "digits3",
+            "train": len(arrays["train_image"]),
+            "test": len(arrays["test_image"]),
+            "clips": len(arrays["clips"]),
+            "voices": len(arrays["voice_names"]),
+            "test_voices": int(arrays["voice_test"].sum()),
         }
-    if reason:
-        warnings.warn(
-            f"digits3: the cache entry in {folder} is not usable ({reason}); rebuilding it",
-            stacklevel=3,
-        )
-    arrays = _make(opts)
-    n_voices = len(arrays["voice_names"])
-    info = {
-        "dataset": "digits3",
-        "train": len(arrays["train_image"]),
-        "test": len(arrays["test_image"]),
-        "clips": len(arrays["clips"]),
-        "voices": n_voices,
-        "test_voices": int(arrays["voice_test"].sum()),
-    }
-    path = write_entry(folder, key, arrays, opts, VERSION, info)
+        path = write_entry(folder, key, arrays, opts, VERSION, info)
+        built, reason = True, reason or ("forced" if force else "")
     return {
         "path": path,
-        "built": True,
-        "reason": reason or ("forced" if force else ""),
+        "built": built,
+        "reason": reason,
         "seconds": time.perf_counter() - start,
         "arrays": arrays,
     }
