@@ -15,8 +15,10 @@ from manyview.recipes.parts import (
     Projector,
     ViewPipeline,
     build_encoder,
+    build_projector,
     build_teacher,
     build_views,
+    first_sample,
     recipe_options,
 )
 from manyview.recipes.weighted import WeightedLosses, loss_contract
@@ -33,8 +35,10 @@ __all__ = [
     "WeightedLosses",
     "batch_inputs",
     "build_encoder",
+    "build_projector",
     "build_teacher",
     "build_views",
+    "first_sample",
     "loss_contract",
     "recipe_options",
 ]

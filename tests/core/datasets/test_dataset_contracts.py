@@ -29,6 +29,20 @@ class TestImageFolder(DatasetContractTests):
         return manyview.create("dataset", "imagefolder", root=str(tmp_path))
 
 
+class TestManifest(DatasetContractTests):
+    name = "manifest"
+
+    def make(self, tmp_path):
+        from PIL import Image
+
+        rows = ["image,text,label"]
+        for i in range(4):
+            Image.new("RGB", (4, 4), (50 * i, 100, 200)).save(tmp_path / f"{i}.png")
+            rows.append(f"{i}.png,picture number {i},{i % 2}")
+        (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+        return manyview.create("dataset", "manifest", path=str(tmp_path / "pairs.csv"))
+
+
 def test_a_dataset_whose_get_batch_disagrees_is_caught():
     class Off:
         def __len__(self):

@@ -335,3 +335,16 @@ def test_self_teacher_is_the_student_without_grad():
     with torch.no_grad():
         student[0].weight.add_(1.0)
     assert not torch.equal(teacher(x), out)  # always the current weights
+
+
+def test_hold_student_keeps_the_student_out_of_the_teachers_state():
+    from torch import nn
+
+    import manyview
+
+    student = nn.Linear(4, 2)
+    teacher = manyview.create("teacher", "self", student=student)
+    assert teacher.student is student
+    assert not teacher.state_dict() and not list(teacher.parameters())
+    with pytest.raises(ValueError, match=r"self: student must be an nn\.Module, got str"):
+        manyview.create("teacher", "self", student="model")

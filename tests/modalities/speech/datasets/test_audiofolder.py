@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from manyview.testing import DatasetContractTests
 from manyview_speech.audio import AudioFileError
 from manyview_speech.datasets.audiofolder import AudioFolder
 
@@ -18,3 +19,13 @@ def test_audiofolder_skips_and_counts_bad_files(clip_folder, preload):
     assert item["audio"].shape == (4000,) and item["label"] == 1
     with pytest.raises(AudioFileError, match=r"empty\.wav|bad\.flac"):
         AudioFolder(root, on_error="raise", preload=preload)
+
+
+class TestAudioFolderContract(DatasetContractTests):
+    name = "audiofolder"
+
+    @pytest.fixture(autouse=True)
+    def _folder(self, clip_folder):
+        for bad in ("low/empty.wav", "high/bad.flac"):  # the contract is on the usable clips
+            (clip_folder / bad).unlink()
+        self.kwargs = {"root": str(clip_folder), "clip_seconds": 0.25}

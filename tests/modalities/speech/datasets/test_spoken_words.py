@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import manyview
+from manyview.testing import DatasetContractTests
 from manyview_speech.datasets.spoken_words import SpokenWords
 
 SMALL = {
@@ -57,3 +58,8 @@ def test_registered_datasets():
     data = manyview.create("dataset", "spoken_words", **SMALL, split="test")
     assert len(data) == 6
     assert {"spoken_words", "audiofolder"} <= set(manyview.available("dataset"))
+
+
+class TestSpokenWordsContract(DatasetContractTests):
+    name = "spoken_words"
+    kwargs = SMALL

@@ -10,6 +10,7 @@ import torch
 
 import manyview
 from manyview.cli import main
+from manyview.testing import DatasetContractTests
 from manyview_digits3.datasets.digits3 import Digits3, build_digits3, text_forms
 
 SMALL = {
@@ -159,3 +160,13 @@ def test_cli_data_build_errors(capsys):
     assert "no build step" in capsys.readouterr().err
     assert main(["data", "build", "digits33"]) == 2
     assert "digits3" in capsys.readouterr().err
+
+
+class TestDigits3Contract(DatasetContractTests):
+    """The dataset protocol on a small cached build (both splits' samples)."""
+
+    name = "digits3"
+
+    @pytest.fixture(autouse=True)
+    def _root(self, small_root):
+        self.kwargs = {"root": str(small_root), **SMALL}
