@@ -27,9 +27,9 @@ class FeatureMatching(PerItemLoss):
     - ``"cosine"``: :math:`1-\cos(r(h_S), h_T)`;
     - ``"smooth_l1"``: the mean over D of the Huber loss with threshold ``beta``.
 
-    Reduced as a mean over rows, or for tokens ``(N, T, D)`` a masked mean per sequence and
-    then a mean over sequences; ``weights`` give :math:`\sum w\ell/\sum w`
-    (:mod:`manyview.distill.reduction`).
+    Reduced as a mean over rows, or for tokens ``(N, T, D)`` UniSD's masked mean per sequence
+    (denominator clamped at 1) and then a mean over all sequences; ``weights`` give
+    :math:`\sum w\ell/\sum w` (:mod:`manyview.distill.reduction`).
 
     The adapter is FitNets' hint regressor as a linear map (RepDistiller uses a conv
     regressor on feature maps; flatten or pool those first, or pass your own projection's

@@ -28,7 +28,9 @@ class KD(PerItemLoss):
     :mod:`manyview.distill.reduction`). The :math:`T^2` factor keeps the soft term's gradient
     :math:`T(\sigma(z_s/T)-\sigma(z_t/T))` comparable across temperatures. ``weights`` weight
     the soft term only (UniSD's multi-teacher agreement weights), as
-    :math:`\sum w\ell/\sum w`; the hard term is an unweighted mean.
+    :math:`\sum w\ell/\sum w` over rows, or per sequence
+    :math:`\sum_t m w\ell/\max(1, \sum_t m w)` for tokens (UniSD's clamp); the hard term is
+    an unweighted mean. An all-masked sequence counts as 0 in the mean over sequences.
 
     Divergences (UniSD's α): ``"forward"`` KL(p_T‖p_S) (Hinton; UniSD α = 0), ``"reverse"``
     KL(p_S‖p_T) (α = 1), ``"jsd"`` the generalised JSD with weight ``jsd_alpha``.
@@ -45,8 +47,9 @@ class KD(PerItemLoss):
     logits of the same shape; optional ``labels`` (N,) / (N, T) class indices (required when
     ``alpha < 1``; positions outside ``mask`` are ignored, e.g. -100); ``mask`` (N,) /
     (N, T) bool of valid rows or tokens; ``weights`` non-negative, (N,) per row, (N, T) per
-    token, or (N,) per sequence for token logits (then they weight the mean over sequences: a
-    sequence weight broadcast over its tokens would cancel in the per-sequence ratio).
+    token, or (N,) per sequence for token logits (then they weight the mean over sequences; a
+    sequence weight broadcast over its tokens, as UniSD's sequence-level agreement weights,
+    only acts on a sequence whose weights sum to less than 1).
     Output: a 0-dim tensor.
 
     Example::

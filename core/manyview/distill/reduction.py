@@ -1,15 +1,20 @@
 """Masked, weighted means of per-row or per-token distillation losses (UniSD's reduction).
 
 For per-row values ``(N,)``: :math:`\\sum_i m_i w_i \\ell_i / \\sum_i m_i w_i`.
-For per-token values ``(N, T)`` (UniSD, Jin et al. 2026):
+For per-token values ``(N, T)``, exactly as UniSD's trainer (Jin et al. 2026; official code
+``Ahren09/UniSD``, ``src/trainers/unisd_trainer.py``):
 
-.. math:: \\mathcal{L} = \\frac{1}{|B'|}\\sum_{b\\in B'}
-          \\frac{\\sum_t m_{bt} w_{bt} \\ell_{bt}}{\\sum_t m_{bt} w_{bt}},
+.. math:: \\mathcal{L} = \\frac{1}{N}\\sum_{b=1}^{N}
+          \\frac{\\sum_t m_{bt} w_{bt} \\ell_{bt}}{\\max(1, \\sum_t m_{bt} w_{bt})},
 
-a weighted mean within each sequence and a plain mean over the sequences ``B'`` that have
-any weight left (an all-masked sequence is skipped rather than counted as 0). Per-sequence
-weights ``(N,)`` instead weight that batch mean. An all-masked batch gives 0 (still a
-function of the inputs, so ``backward`` runs).
+a weighted mean within each sequence whose denominator is clamped at 1, then a plain mean
+over all N sequences: an all-masked sequence counts as 0. Because of the clamp, weights whose
+sum over a sequence is below 1 scale that sequence down instead of cancelling (UniSD's
+sequence-level agreement weights, ``w_b`` on each token, act only there). Per-sequence
+weights ``u`` of shape ``(N,)`` (a manyview extension) instead weight the mean over the
+sequences, :math:`\\sum_b u_b \\mathcal{L}_b / \\sum_b u_b`, an all-masked sequence still
+counting as 0. An all-masked batch gives 0 (still a function of the inputs, so ``backward``
+runs).
 """
 
 from __future__ import annotations
@@ -97,13 +102,12 @@ def masked_mean(
         weights = weights.to(device=values.device, dtype=values.dtype)
         if weights.shape == shape:
             w = w * weights
-        else:  # (N,) weights of token values: they weight the sequences
+        else:  # (N,) weights of token values: they weight the mean over the sequences
             seq_weights = weights
     if values.dim() == 1:
         return _ratio((w * values).sum(), w.sum())
-    den = w.sum(dim=1)
-    per_seq = _ratio((w * values).sum(dim=1), den)
-    counted = (den > 0).to(values.dtype)
-    if seq_weights is not None:
-        counted = counted * seq_weights
-    return _ratio((counted * per_seq).sum(), counted.sum())
+    # UniSD: Σ_t m w ℓ / clamp(Σ_t m w, min=1) per sequence, then the mean over all N.
+    per_seq = (w * values).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+    if seq_weights is None:
+        return per_seq.mean()
+    return _ratio((seq_weights * per_seq).sum(), seq_weights.sum())

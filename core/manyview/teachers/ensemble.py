@@ -21,8 +21,11 @@ def agreement_weights(
         scores: (K, N) or (K, N, T): one score per teacher and item (or token), e.g. the
             log-probability each teacher gives the selected token.
         gamma: γ, how strongly disagreement down-weights (UniSD default 1).
-        level: ``"item"`` — per item/token: :math:`d = \mathrm{Var}_k`,
-            :math:`\tilde d = \min(d / q_{0.95}(d), 10)`, :math:`w = \max(0.01, 1/(1 + \gamma\tilde d))`;
+        level: ``"item"`` — per item/token: :math:`d = \mathrm{Var}_k` (unbiased),
+            :math:`\tilde d = \min(d / \max(q_{0.95}(d), 10^{-6}), 10)`,
+            :math:`w = \max(0.01, 1/(1 + \gamma\tilde d))` (the quantile over the valid
+            items; when 95 % of them agree exactly it is 0, and every disagreeing item gets
+            the capped :math:`1/(1+10\gamma)`, as in UniSD's code);
             ``"sequence"`` — per sequence (scores (K, N, T)): :math:`d = \mathrm{Var}_k` of the
             mean over tokens, :math:`w = \max(10^{-6}, e^{-\gamma d})`, broadcast over tokens.
         mask: (N, T) valid tokens; the quantile and the sequence means use only these.
@@ -43,10 +46,17 @@ def agreement_weights(
         return (-gamma * d).exp().clamp(min=1e-6)[:, None].expand_as(scores[0])
     if level != "item":
         raise ValueError(f"level must be 'item' or 'sequence', got {level!r}")
-    d = scores.var(dim=0, unbiased=False)
+    # UniSD's token level: the unbiased variance over the teachers (its sequence level, above,
+    # uses the biased one), normalised by the 0.95-quantile of the valid values floored at
+    # 1e-6 -- so where at least 95 % of them agree (quantile 0) every disagreeing token is
+    # capped at 10 and gets 1/(1 + 10γ), and only exact agreement keeps weight 1.
+    d = scores.var(dim=0, unbiased=True)
     valid = torch.ones_like(d, dtype=torch.bool) if mask is None else mask.bool()
-    q = torch.quantile(d[valid].float(), 0.95).to(d.dtype) if valid.any() else d.new_tensor(0.0)
-    d_norm = torch.where(q > 0, (d / q.clamp(min=torch.finfo(d.dtype).tiny)).clamp(max=10.0), 0)
+    if not valid.any():
+        return torch.ones_like(d)
+    flat = d[valid].to(torch.float64 if d.dtype == torch.float64 else torch.float32)
+    scale = torch.quantile(flat, 0.95).clamp(min=1e-6).to(d.dtype)
+    d_norm = (d / scale).clamp(max=10.0)
     return (1.0 / (1.0 + gamma * d_norm)).clamp(min=0.01)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .reference_unisd import reduce_tokens
+
 
 def _list(x: torch.Tensor | None) -> list | None:
     return None if x is None else x.detach().to(torch.float64).tolist()
@@ -48,8 +50,8 @@ def divergence_row(t: Sequence[float], s: Sequence[float], kind: str, alpha: flo
 
 
 def reduce(values: list, mask: list | None = None, weights: list | None = None) -> float:
-    """UniSD's reduction: per row Σ m w ℓ / Σ m w; per token a weighted mean per sequence,
-    then the mean (or, for (N,) weights, the weighted mean) over non-empty sequences."""
+    """UniSD's reduction: per row Σ m w ℓ / Σ m w; per token Σ m w ℓ / max(1, Σ m w) per
+    sequence, then the mean over all sequences (``reference_unisd.reduce_tokens``)."""
     n = len(values)
     if not isinstance(values[0], list):  # rows
         num = den = 0.0
@@ -59,20 +61,7 @@ def reduce(values: list, mask: list | None = None, weights: list | None = None) 
             num += m * w * values[i]
             den += m * w
         return num / den if den > 0 else 0.0
-    token_w = weights is not None and isinstance(weights[0], list)
-    num = den = 0.0
-    for b in range(n):
-        s_num = s_den = 0.0
-        for t in range(len(values[b])):
-            m = 1.0 if mask is None else float(mask[b][t])
-            w = weights[b][t] if token_w else 1.0
-            s_num += m * w * values[b][t]
-            s_den += m * w
-        if s_den > 0:
-            u = weights[b] if (weights is not None and not token_w) else 1.0
-            num += u * s_num / s_den
-            den += u
-    return num / den if den > 0 else 0.0
+    return reduce_tokens(values, mask, weights)
 
 
 def kd_per_item(student, teacher, temperature: float, kind: str, alpha: float) -> list:

@@ -35,7 +35,7 @@ def close(value: torch.Tensor, expected: float) -> None:
 def token_mask(n: int, t: int, seed: int) -> torch.Tensor:
     mask = torch.rand(n, t, generator=_g(seed)) > 0.3
     mask[:, 0] = True
-    mask[-1] = False  # an all-padding sequence is skipped
+    mask[-1] = False  # an all-padding sequence counts as 0 (UniSD)
     return mask
 
 
