@@ -4,10 +4,11 @@ intermediate-layer objective ``mi`` of Distiller (He, Shi, Mueller, Zha, Li, Kar
 "Distiller: A Systematic Study of Model Distillation Methods in Natural Language
 Processing", SustaiNLP 2021).
 
-Estimator [C]: ``interpolated_lower_bound`` of Poole et al.'s code, ported as is by
-Distiller's ``textbrewer/losses.py``. Scores are laid out ``scores[i, j] = f(s_j, t_i)``
-(rows: teacher, as the separable critic ``h(y) g(x)^T``), the learned log-baseline is a
-function of the teacher, and :math:`m(t; s_{1:K})` is estimated leave-one-out:
+Estimator [C]: ``interpolated_lower_bound`` of Poole et al.'s code, which Distiller's
+``textbrewer/losses.py`` ports. By default (``rows="teacher"``) scores are laid out
+``scores[i, j] = f(s_j, t_i)`` (rows: teacher, as Poole et al.'s separable critic
+``h(y) g(x)^T``), the learned log-baseline is a function of the teacher, and
+:math:`m(t; s_{1:K})` is estimated leave-one-out:
 
 - :math:`L_{ij} = \log\frac{1}{N-1}\sum_{k\ne j} e^{f(s_k, t_i)}` and
   :math:`B_{ij} = \log(\alpha e^{L_{ij}} + (1-\alpha) e^{\psi(t_i)})`;
@@ -17,9 +18,18 @@ function of the teacher, and :math:`m(t; s_{1:K})` is estimated leave-one-out:
   independent :math:`s_j`, with a baseline over every :math:`s_k` but its own partner;
 - :math:`I_\alpha = 1 + \text{joint} - \text{marginal}`, so the effective K is N - 1.
 
+Distiller calls its critic as ``critic(student, teacher)``, which puts the students on the
+rows (``scores[i, j] = f(s_i, t_j)``) while its baseline stays ψ(t_i) of the teacher on row
+i: its bound is the one above on the transposed score matrix, where the leave-one-out mean
+runs over the teachers and row i's baseline belongs to :math:`s_i`'s partner rather than to
+the row's own variable. ``rows="student"`` reproduces it. The default keeps Poole et al.'s
+layout, where the baseline q(t) and the mean m(t; s) are both functions of the row's t, as
+the bound's derivation requires.
+
 α = 1 is InfoNCE-like and bounded by log(N - 1) (the marginal term is then exactly 1);
-α = 0 is TUBA with the learned baseline. Distiller flattens (N, T, D) hidden states to
-(N, T·D) before the critic; so does this module.
+α = 0 is TUBA with the learned baseline. (N, T, D) hidden states are flattened to
+(N, T·D) before the critic; current Distiller instead takes the first token ``x[:, 0]``
+for its MLP critic (a flattening line is commented out there) — pass ``x[:, 0]`` to match.
 """
 
 from __future__ import annotations
@@ -138,11 +148,14 @@ class MIAlpha(DistillationLoss):
         hidden_dim: width of the critic heads' hidden layers (Distiller: 512).
         embed_dim: output size of :math:`\phi_S, \phi_T` (Distiller: 64).
         baseline_hidden_dim: width of the baseline MLP's hidden layers (512).
-        num_hidden_layers: hidden layers per MLP (default 1; [R], Poole et al.'s baseline
-            uses 2).
+        num_hidden_layers: hidden layers per MLP (default 1, the lighter choice; Distiller's
+            MLP critic heads and baseline have 2, so 2 reproduces them).
+        rows: which side is on the rows of the critic's score matrix: ``"teacher"``
+            (default, Poole et al.'s layout, see the module docstring) or ``"student"``
+            (Distiller's layout: the same bound on the transposed matrix).
 
     Inputs: ``views`` — student features (N, student_dim) or (N, T, D) flattened to
-    (N, T·D); ``targets`` — teacher features (N, teacher_dim) or (N, T', D'), without grad;
+    (N, T·D) (Distiller takes the first token instead); ``targets`` — teacher features (N, teacher_dim) or (N, T', D'), without grad;
     N ≥ 2. ``labels`` are not used. Output: 0-dim, :math:`-I_\alpha`.
 
     Example::
@@ -167,9 +180,16 @@ class MIAlpha(DistillationLoss):
         embed_dim: int = 64,
         baseline_hidden_dim: int = 512,
         num_hidden_layers: int = 1,
+        rows: str = "teacher",
     ) -> None:
         super().__init__()
         who = self.loss_name
+        if rows not in ("teacher", "student"):
+            raise ValueError(
+                f"{who}: rows must be 'teacher' (Poole et al.'s layout) or 'student' "
+                f"(Distiller's), got {rows!r}"
+            )
+        self.rows = rows
         check_ints(
             who,
             student_dim=student_dim,
@@ -231,6 +251,8 @@ class MIAlpha(DistillationLoss):
             raise ValueError(f"{self.loss_name} needs a batch of at least 2 pairs, got N = {n}")
         out_dtype = torch.promote_types(student.dtype, self._param_dtype())
         scores = self.critic_scores(student, targets).to(out_dtype)
+        if self.rows == "student":  # Distiller: scores[i, j] = f(s_i, t_j), baseline psi(t_i)
+            scores = scores.T
         psi = self.log_baseline(targets).to(out_dtype) if self.baseline is not None else None
         return -mi_lower_bound(scores, psi, self.alpha)
 
@@ -242,4 +264,7 @@ class MIAlpha(DistillationLoss):
         return (n, self.student_dim), (n, self.teacher_dim)
 
     def extra_repr(self) -> str:
-        return f"student_dim={self.student_dim}, teacher_dim={self.teacher_dim}, alpha={self.alpha}"
+        return (
+            f"student_dim={self.student_dim}, teacher_dim={self.teacher_dim}, "
+            f"alpha={self.alpha}, rows={self.rows!r}"
+        )

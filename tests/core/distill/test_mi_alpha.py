@@ -35,7 +35,7 @@ def test_module_matches_naive_loop_on_its_critic_scores():
     assert torch.allclose(scores, manual, rtol=1e-12)
     expected = R.mi_alpha(scores, loss.log_baseline(t), 0.3)
     assert math.isclose(-loss(s, targets=t).item(), expected, rel_tol=RTOL)
-    # (N, T, D) features are flattened to (N, T*D), as Distiller does
+    # (N, T, D) features are flattened to (N, T*D) (Distiller takes the first token)
     loss3 = MIAlpha(6, 3, hidden_dim=8, embed_dim=4).double()
     s3 = randn(6, 3, 2, seed=7)
     assert torch.equal(loss3(s3, targets=t), loss3(s3.reshape(6, 6), targets=t))
@@ -169,3 +169,29 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="student_dim"):
         MIAlpha(0, 4)
     assert manyview.create("loss", "mi_alpha", student_dim=4, teacher_dim=3).alpha == 0.5
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_rows_student_is_distillers_layout_the_bound_on_the_transposed_matrix(alpha):
+    # Distiller's critic(student, teacher) gives scores[i, j] = f(s_i, t_j) with the
+    # baseline psi(t_i) on row i: the naive loop on the transposed teacher-row matrix.
+    torch.manual_seed(1)
+    teacher_rows = MIAlpha(5, 3, alpha=alpha, hidden_dim=16, embed_dim=4).double()
+    student_rows = MIAlpha(5, 3, alpha=alpha, hidden_dim=16, embed_dim=4, rows="student")
+    student_rows = student_rows.double()
+    student_rows.load_state_dict(teacher_rows.state_dict())
+    s, t = randn(6, 5, seed=11, scale=2.0), randn(6, 3, seed=12, scale=2.0)
+    scores = teacher_rows.critic_scores(s, t)  # scores[i, j] = f(s_j, t_i)
+    psi = teacher_rows.log_baseline(t) if alpha < 1 else None
+    want = -R.mi_alpha(scores.T, psi, alpha)
+    got = student_rows(s, targets=t)
+    assert math.isclose(got.item(), want, rel_tol=RTOL, abs_tol=1e-12), (got, want)
+    default = -R.mi_alpha(scores, psi, alpha)
+    assert math.isclose(teacher_rows(s, targets=t).item(), default, rel_tol=RTOL)
+    assert not math.isclose(got.item(), default, rel_tol=1e-6)  # the layouts differ
+    assert "rows='student'" in repr(student_rows)
+
+
+def test_rows_must_be_teacher_or_student():
+    with pytest.raises(ValueError, match=r"rows must be 'teacher' .* or 'student'.*'cols'"):
+        MIAlpha(4, 4, rows="cols")
