@@ -51,6 +51,13 @@ class RKD(DistillationLoss):
     invariant to a global scale, rotation and translation of either network's features. The
     teacher's terms are constants.
 
+    Duplicated rows (a zero difference :math:`x_i - x_j`) differ from the official code
+    (``lenscloth/RKD``, ``metric/loss.py``): there ``F.normalize`` divides the zero vector by
+    its ``eps`` = 1e-12, and the student's gradient explodes (of the order of 1e10–1e11).
+    Here the unit vector of a zero difference is 0 (the triplet's angle is 0, on both
+    sides when both duplicate) and the distance's square root is never differentiated at
+    0, so values and gradients stay finite and of the usual size.
+
     Args:
         distance_weight: w_d (default 25, RepDistiller's ``w_d``).
         angle_weight: w_a (default 50, RepDistiller's ``w_a``).
