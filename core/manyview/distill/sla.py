@@ -88,7 +88,9 @@ class SLALoss(DistillationLoss):
         temperature: T of the self-distillation term (SLA: 1).
         large_loss: multiply the joint CE by M (official ``--with-large-loss``, used for
             ImageNet / iNaturalist; default ``False``).
-        aggregate_ce: also add CE(z^agg, y) (official ``with_training_agg``; default ``False``).
+        aggregate_ce: also add CE(z^agg, y) (default ``False``). The official code had it as
+            ``with_training_agg`` only in its first commits (``2df87ac``, ``5cb9b0d``); the
+            released code (from ``9ab88fe``) has no such term, as the default here.
 
     Inputs: ``views`` — joint logits (N·M, C·M) on the transformed batch, rows contiguous per
     sample (row iM + j is copy j of sample i, as manyview-vision's ``rotation`` view makes
