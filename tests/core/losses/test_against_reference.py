@@ -186,7 +186,7 @@ def test_loss_gradient_matches_finite_differences(
     reference = spec.reference
     if spec.name == "dclw":
         # The vMF weights are constants for the gradient (docs/losses.md, "dcl and dclw" and
-        # "Where we differ from official code": detached by default), so the finite
+        # "Deviations from the official code": detached by default), so the finite
         # differences freeze them at the evaluation point.
         reference = partial(reference, weight_z=unit(raw))
     x = raw.clone().requires_grad_(True)
