@@ -24,8 +24,10 @@ Python::
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,15 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_LABEL",
     "DataFileError",
     "SkippingDataset",
     "check_on_error",
     "class_files",
     "class_ids",
     "image_size_pair",
+    "label_ids",
+    "parse_label",
     "skip_or_raise",
     "warn_skipped",
 ]
@@ -49,6 +54,12 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )  # fmt: skip
 """File endings the ``imagefolder`` dataset picks up."""
+
+
+MAX_LABEL = 2**31 - 1
+"""The largest whole-number label a data file may hold."""
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 class DataFileError(ValueError):
@@ -155,3 +166,50 @@ def class_ids(names: Sequence[str]) -> tuple[list[str], Tensor]:
     classes = sorted(set(names))
     index = {c: k for k, c in enumerate(classes)}
     return classes, torch.tensor([index[c] for c in names], dtype=torch.long)
+
+
+def parse_label(value: Any, column: str = "label") -> int | str:
+    """One label as a data file holds it: a whole number (``7``, ``"7"``, ``"7.0"``) as an
+    ``int``, anything else that is not empty as a class name (a stripped ``str``).
+
+    Raises:
+        DataFileError: an empty value, a value that is neither a number nor a string (a
+            bool, a list, ``null``), or a number that is not a whole number from 0 to
+            :data:`MAX_LABEL` (negative, fractional, huge, NaN); the message names the
+            column and the value and says what a label may be.
+    """
+    allowed = f"labels are class names or whole numbers from 0 to {MAX_LABEL}"
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise DataFileError(f"the {column!r} column is empty")
+        if not _NUMBER.fullmatch(text):
+            return text
+        number = Decimal(text)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = Decimal(value)
+    else:
+        raise DataFileError(
+            f"the {column!r} value {value!r} is not a class name or a whole number; {allowed}"
+        )
+    if not number.is_finite() or number < 0 or number > MAX_LABEL:
+        what = "negative" if number.is_finite() and number < 0 else "out of range"
+        raise DataFileError(f"the {column!r} value {value!r} is {what}; {allowed}")
+    if number != number.to_integral_value():
+        raise DataFileError(f"the {column!r} value {value!r} is not a whole number; {allowed}")
+    return int(number)
+
+
+def label_ids(values: Sequence[int | str]) -> tuple[list[str], Tensor]:
+    """``(classes, labels)`` from :func:`parse_label`'s values: when all are whole numbers,
+    their sorted distinct values (as strings) are the classes and each label is its value's
+    rank (``[3, 999999999, 3]`` gives ``["3", "999999999"]`` and ``[0, 1, 0]``: no class
+    is made for the numbers between); otherwise every value is a class name
+    (:func:`class_ids`)."""
+    if all(isinstance(v, int) for v in values):
+        distinct = sorted(set(values))
+        index = {v: k for k, v in enumerate(distinct)}
+        return [str(v) for v in distinct], torch.tensor(
+            [index[v] for v in values], dtype=torch.long
+        )
+    return class_ids([str(v) for v in values])

@@ -26,8 +26,9 @@ from manyview.datasets.files import (
     DataFileError,
     SkippingDataset,
     check_on_error,
-    class_ids,
     image_size_pair,
+    label_ids,
+    parse_label,
     skip_or_raise,
     warn_skipped,
 )
@@ -89,8 +90,12 @@ class Manifest(ColumnDataset, SkippingDataset):
     absolute) or the text itself; ``modalities`` maps column names to ``"image"``,
     ``"audio"`` or ``"text"``, and by default every column whose name starts with one of
     these is used as that kind (``image``, ``image_left``, ``text_caption``...). The
-    optional ``label`` column gives the class: whole numbers are used as they are, other
-    values are class names (sorted names give the ids). Every file is read now, by the
+    optional ``label`` column gives the class: when every label is a whole number, the
+    sorted distinct numbers give the ids 0..K-1 and are kept as the class names
+    (:attr:`classes`; labels ``3, 999999999`` make two classes, not a billion); otherwise
+    the labels are class names (sorted names give the ids). A label that looks like a
+    number but is not a whole number from 0 to 2**31 - 1 (``-1``, ``1.5``, ``1e12``), or a
+    JSON value that is neither a string nor a number, is a bad row. Every file is read now, by the
     registered reader of its kind (:mod:`manyview.readers`): images as float32
     ``(C, H, W)`` in [0, 1] (the core's ``image`` reader, Pillow), audio mono at
     ``sample_rate``, cut or padded to ``clip_seconds`` (the ``audio`` reader of
@@ -184,7 +189,7 @@ class Manifest(ColumnDataset, SkippingDataset):
 
         self.skipped: list[tuple[int, str]] = []
         data: dict[str, list[Any]] = {}
-        raw_labels: list[Any] = []
+        raw_labels: list[int | str] = []
         total = 0
         for line, row in rows:
             total += 1
@@ -234,12 +239,14 @@ class Manifest(ColumnDataset, SkippingDataset):
                     value = record[label]
                     if value is None or (isinstance(value, str) and not value.strip()):
                         raise DataFileError(f"the {label!r} column is empty")
-                    raw_labels.append(value.strip() if isinstance(value, str) else value)
+                    parsed = parse_label(value, label)
             except DataFileError as exc:
                 skip_or_raise(self.skipped, line, f"{path} line {line}: {exc}", on_error, who)
                 continue
             for column, value in item.items():
                 data.setdefault(column, []).append(value)
+            if has_label:
+                raw_labels.append(parsed)
         if not data:
             first = f" (first: {self.skipped[0][1]})" if self.skipped else ""
             raise ValueError(f"{who}: {path} has no usable rows ({total} rows){first}")
@@ -260,24 +267,9 @@ class Manifest(ColumnDataset, SkippingDataset):
             self.data[column] = torch.stack(values)
         n = len(next(iter(data.values())))
         if has_label:
-            if all(_is_int(v) for v in raw_labels):
-                ints = [int(v) for v in raw_labels]
-                self.classes = [str(c) for c in range(max(ints) + 1)]
-                self.labels = torch.tensor(ints)
-            else:
-                self.classes, self.labels = class_ids([str(v) for v in raw_labels])
+            self.classes, self.labels = label_ids(raw_labels)
         else:
             self.classes = []
             self.labels = torch.full((n,), -1, dtype=torch.long)
         self.num_classes = len(self.classes)
         self.modalities = tuple(self.columns)
-
-
-def _is_int(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value >= 0
-    if isinstance(value, str):
-        return value.isdigit()
-    return False

@@ -232,3 +232,64 @@ def test_manifest_bad_setup(tmp_path):
 def test_registered():
     for name in ("manifest", "imagefolder"):
         assert name in manyview.available("dataset")
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_manifest_number_labels_are_mapped_not_used_as_a_range(tmp_path):
+    # (kept small: with labels used as a range, 999999999 made a billion class names)
+    m = _csv(tmp_path / "m.csv", ["text,label", "a,1000", "b,3", "c,1000", "d,07"])
+    ds = Manifest(m)
+    assert ds.classes == ["3", "7", "1000"] and ds.num_classes == 3
+    assert ds.labels.tolist() == [2, 0, 2, 1]
+    rows = [{"text": "a", "label": 12345}, {"text": "b", "label": 5.0}]
+    j = tmp_path / "m.jsonl"
+    j.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = Manifest(j)
+    assert ds.classes == ["5", "12345"] and ds.labels.tolist() == [1, 0]
+
+
+def test_manifest_names_and_numbers_together_are_names(tmp_path):
+    ds = Manifest(_csv(tmp_path / "m.csv", ["text,label", "a,cat", "b,10", "c,9"]))
+    assert ds.classes == ["10", "9", "cat"] and ds.labels.tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        ("-3", "is negative"),
+        ("2147483648", "is out of range"),
+        ("1e12", "is out of range"),
+        ("9" * 5000, "is out of range"),
+        ("1.5", "is not a whole number"),
+    ],
+)
+def test_manifest_absurd_csv_labels_are_refused_with_file_and_line(tmp_path, label, why):
+    m = _csv(tmp_path / "m.csv", ["text,label", "a,1", f"b,{label}", "c,2"])
+    with pytest.raises(DataFileError) as caught:
+        Manifest(m, on_error="raise")
+    message = str(caught.value)
+    assert "\n" not in message and "m.csv line 3: the 'label' value" in message
+    assert why in message and "labels are class names or whole numbers from 0 to" in message
+    with pytest.warns(UserWarning, match=r"skipped 1 of 3 rows.*line 3"):
+        ds = Manifest(m)
+    assert ds.classes == ["1", "2"] and ds.labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        (-1, "is negative"),
+        (2**40, "is out of range"),
+        (0.5, "is not a whole number"),
+        (True, "not a class name or a whole number"),
+        ([1], "not a class name or a whole number"),
+    ],
+)
+def test_manifest_absurd_jsonl_labels_are_refused_with_file_and_line(tmp_path, label, why):
+    m = tmp_path / "m.jsonl"
+    rows = [{"text": "a", "label": 1}, {"text": "b", "label": label}]
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataFileError, match=rf"m\.jsonl line 2: the 'label' value .*{why}"):
+        Manifest(m, on_error="raise")
