@@ -40,12 +40,16 @@ __all__ = [
     "MAX_LABEL",
     "DataFileError",
     "SkippingDataset",
+    "audio_clip",
+    "check_extensions",
+    "check_image_mode",
     "check_on_error",
     "class_files",
     "class_ids",
     "image_size_pair",
     "label_ids",
     "parse_label",
+    "read_text",
     "skip_or_raise",
     "warn_skipped",
 ]
@@ -69,6 +73,90 @@ class DataFileError(ValueError):
 def check_on_error(on_error: str, who: str) -> None:
     if on_error not in ("skip", "raise"):
         raise ValueError(f"{who}: on_error must be 'skip' or 'raise', got {on_error!r}")
+
+
+def check_image_mode(mode: Any, who: str, name: str = "image_mode") -> str:
+    """``mode`` if it is one of the image reader's Pillow modes (``"RGB"``, ``"L"``,
+    ``"RGBA"``, ``"LA"``), checked before any file is read; else the one-line ValueError
+    ``"{who}: unknown image_mode 'rgb'; did you mean 'RGB'? (choose from ...)"``."""
+    from manyview.options import check_choice
+    from manyview.readers.image import MODES
+
+    if isinstance(mode, str) and mode not in MODES and mode.upper() in MODES:
+        raise ValueError(
+            f"{who}: unknown {name} {mode!r}; did you mean {mode.upper()!r}? "
+            f"(choose from {', '.join(map(repr, MODES))})"
+        )
+    return check_choice(mode, MODES, name, who)
+
+
+def check_extensions(extensions: Any, who: str) -> tuple[str, ...]:
+    """The file endings ``extensions`` (a list of strings that start with ``.``), lower-cased;
+    a bare string or anything else is a one-line ValueError naming the fix."""
+    if isinstance(extensions, str) or not isinstance(extensions, Sequence) or not extensions:
+        raise ValueError(
+            f"{who}: extensions must be a non-empty list of file endings such as "
+            f"['.png', '.jpg'], got {extensions!r}"
+        )
+    bad = [e for e in extensions if not isinstance(e, str) or not e.startswith(".") or len(e) < 2]
+    if bad:
+        raise ValueError(
+            f"{who}: extensions must be file endings that start with '.', such as '.png'; "
+            f"got {bad[0]!r}"
+        )
+    return tuple(e.lower() for e in extensions)
+
+
+MAX_SAMPLE_RATE = 768_000
+"""The highest audio sample rate (Hz) a dataset accepts."""
+
+MAX_CLIP_SECONDS = 3600.0
+"""The longest audio clip (seconds) a dataset cuts its files to."""
+
+
+def audio_clip(sample_rate: Any, clip_seconds: Any, who: str) -> tuple[int, int]:
+    """``(sample_rate, samples per clip)`` after checking both options: ``sample_rate`` a
+    whole number of Hz from 1 to :data:`MAX_SAMPLE_RATE`, ``clip_seconds`` a positive
+    finite number of at most :data:`MAX_CLIP_SECONDS` (every clip is held in memory); else a
+    one-line ValueError naming the option."""
+    from manyview.options import check_int, check_positive
+
+    rate = check_int(sample_rate, "sample_rate", who)
+    if rate > MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"{who}: sample_rate must be at most {MAX_SAMPLE_RATE} Hz, got {rate} "
+            "(16000 is usual for speech, 44100 or 48000 for music)"
+        )
+    seconds = check_positive(clip_seconds, "clip_seconds", who)
+    if seconds > MAX_CLIP_SECONDS:
+        raise ValueError(
+            f"{who}: clip_seconds must be at most {MAX_CLIP_SECONDS:g} (every clip is held in "
+            f"memory), got {seconds:g}; cut long recordings into shorter files"
+        )
+    return rate, max(1, round(seconds * rate))
+
+
+def read_text(path: Path, who: str) -> str:
+    """The text of a data file (a manifest), decoded as UTF-8 with or without a byte-order
+    mark (what spreadsheets save as "CSV UTF-8").
+
+    Raises:
+        ValueError: one line naming the file, and for bytes that are not UTF-8 the line and
+            column of the first one and the fix (save the file as UTF-8).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{who}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{who}: {path} line {line}, column {column}: byte 0x{data[exc.start]:02x} is not "
+            "UTF-8 text; save the file with the UTF-8 encoding (a spreadsheet's 'CSV UTF-8')"
+        ) from None
 
 
 def image_size_pair(

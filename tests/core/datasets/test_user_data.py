@@ -293,3 +293,82 @@ def test_manifest_absurd_jsonl_labels_are_refused_with_file_and_line(tmp_path, l
     m.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataFileError, match=rf"m\.jsonl line 2: the 'label' value .*{why}"):
         Manifest(m, on_error="raise")
+
+
+# ---------------------------------------------------------------- options and encodings
+
+
+@pytest.mark.parametrize(
+    ("mode", "hint"), [("rgb", "; did you mean 'RGB'?"), ("CMYK", ""), (3, "")]
+)
+def test_a_bad_image_mode_is_refused_before_any_file_is_read(tmp_path, mode, hint):
+    _png(tmp_path / "imgs" / "a" / "x.png")
+    m = _csv(tmp_path / "m.csv", ["text,label", "hello,1"])  # no image column at all
+    for build, who in (
+        (lambda: ImageFolder(tmp_path / "imgs", image_mode=mode), "imagefolder"),
+        (lambda: Manifest(m, image_mode=mode), "manifest"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            build()
+        message = str(caught.value)
+        assert (
+            message.startswith(f"{who}: unknown image_mode {mode!r}{hint}") and "\n" not in message
+        )
+        assert "(choose from 'RGB', 'L', 'RGBA', 'LA')" in message
+
+
+def test_imagefolder_refuses_a_bare_string_of_extensions(tmp_path):
+    _png(tmp_path / "a" / "x.png")
+    with pytest.raises(
+        ValueError, match=r"imagefolder: extensions must be a non-empty list .*'\.png'"
+    ):
+        ImageFolder(tmp_path, extensions=".png")
+    with pytest.raises(ValueError, match=r"extensions must be file endings that start with '\.'"):
+        ImageFolder(tmp_path, extensions=["png"])
+    assert len(ImageFolder(tmp_path, extensions=[".PNG"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sample_rate": 0}, "manifest: sample_rate must be a positive int, got 0"),
+        ({"sample_rate": 16000.5}, "sample_rate must be a positive int, got 16000.5"),
+        ({"sample_rate": 10**9}, "sample_rate must be at most 768000 Hz"),
+        ({"clip_seconds": -1}, "clip_seconds must be a positive finite number, got -1"),
+        ({"clip_seconds": float("inf")}, "clip_seconds must be a positive finite number"),
+        ({"clip_seconds": 1e7}, "clip_seconds must be at most 3600"),
+        ({"label": 3}, "label must be a column name"),
+        ({"modalities": ["image"]}, "modalities must map column names"),
+    ],
+)
+def test_manifest_bad_options_are_one_line_errors(tmp_path, options, message):
+    m = _csv(tmp_path / "m.csv", ["text,label", "hello,1"])
+    with pytest.raises(ValueError) as caught:
+        Manifest(m, **options)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_manifest_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    m = tmp_path / "latin1.csv"
+    m.write_bytes("text,label\nhello,1\ncaf\u00e9,2\n".encode("latin-1"))
+    with pytest.raises(ValueError) as caught:
+        Manifest(m)
+    message = str(caught.value)
+    assert message.startswith(f"manifest: {m} line 3, column 4: byte 0xe9 is not UTF-8 text")
+    assert "save the file with the UTF-8 encoding" in message and "\n" not in message
+    j = tmp_path / "latin1.jsonl"
+    j.write_bytes('{"text": "ok"}\n{"text": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.jsonl line 2, column 14: byte 0xe9"):
+        Manifest(j)
+
+
+def test_a_manifest_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    _png(tmp_path / "a.png")
+    m = tmp_path / "excel.csv"
+    m.write_bytes("image,text,label\r\na.png,caf\u00e9,x\r\n".encode("utf-8-sig"))
+    ds = Manifest(m)
+    assert ds.modalities == ("image", "text") and ds[0]["text"] == "caf\u00e9"
+    assert ds.classes == ["x"]
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes('{"text": "hi", "label": 4}\n'.encode("utf-8-sig"))
+    assert Manifest(j).classes == ["4"]
