@@ -80,7 +80,24 @@ def _state() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
             for (dist, name), ep in sorted(found.items()):
                 info = PluginInfo(name, dist, ep.dist.version if ep.dist else "unknown", ep.value)
                 _add(info, ep.load, dist in block or not (allow is None or {name, dist} & allow))
+            known = {"manyview", *BUILTINS, *(n for key in found for n in key)}
+            _warn_unknown("MANYVIEW_DISABLE_PLUGINS", block, known)
+            _warn_unknown("MANYVIEW_LOAD_PLUGINS", allow or set(), known - {"manyview", *BUILTINS})
         return _loaded
+
+
+def _warn_unknown(var: str, names: set[str], known: set[str]) -> None:
+    """One line on stderr for each name in ``var`` that is no plugin or distribution found."""
+    for name in sorted(names - known):
+        if name == "manyview" or name in BUILTINS:
+            why = (
+                "a built-in: the built-ins load unless MANYVIEW_DISABLE_PLUGINS names them; "
+                f"{var} picks entry points only"
+            )
+        else:
+            hint = did_you_mean(name, sorted(known)) or "; no name is close"
+            why = f"no installed plugin or distribution{hint} (`manyview plugins` lists them)"
+        print(f"manyview: {var} names {name!r}, which is {why}", file=sys.stderr)
 
 
 def _add(info: PluginInfo, load: Callable[[], Any], disabled: bool = False) -> PluginInfo:
