@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import import_module, metadata
@@ -80,7 +80,24 @@ def _state() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
             for (dist, name), ep in sorted(found.items()):
                 info = PluginInfo(name, dist, ep.dist.version if ep.dist else "unknown", ep.value)
                 _add(info, ep.load, dist in block or not (allow is None or {name, dist} & allow))
+            known = {"manyview", *BUILTINS, *(n for key in found for n in key)}
+            _warn_unknown("MANYVIEW_DISABLE_PLUGINS", block, known)
+            _warn_unknown("MANYVIEW_LOAD_PLUGINS", allow or set(), known - {"manyview", *BUILTINS})
         return _loaded
+
+
+def _warn_unknown(var: str, names: set[str], known: set[str]) -> None:
+    """One line on stderr for each name in ``var`` that is no plugin or distribution found."""
+    for name in sorted(names - known):
+        if name == "manyview" or name in BUILTINS:
+            why = (
+                "a built-in: the built-ins load unless MANYVIEW_DISABLE_PLUGINS names them; "
+                f"{var} picks entry points only"
+            )
+        else:
+            hint = did_you_mean(name, sorted(known)) or "; no name is close"
+            why = f"no installed plugin or distribution{hint} (`manyview plugins` lists them)"
+        print(f"manyview: {var} names {name!r}, which is {why}", file=sys.stderr)
 
 
 def _add(info: PluginInfo, load: Callable[[], Any], disabled: bool = False) -> PluginInfo:
@@ -125,13 +142,24 @@ def _stage(
 
 
 def call_hook(
-    name: str, /, *, plugin: str | None = None, reported: set[str] | None = None, **kwargs: Any
-) -> list[tuple[str, Exception]]:
+    name: str,
+    /,
+    *,
+    plugin: str | None = None,
+    reported: set[str] | None = None,
+    contain_exits: bool = False,
+    skip: Collection[str] = (),
+    **kwargs: Any,
+) -> list[tuple[str, BaseException]]:
     """Call hook ``name`` with ``kwargs`` once per plugin that implements it, on its own.
 
     Each call goes through ``subset_hook_caller``, in pluggy's order (``tryfirst``/``trylast``
     kept, hook wrappers wrapping each plugin's call), so pluggy's tracing and monitoring see
-    it; a plugin that raises does not stop the others. ``plugin`` calls only that plugin.
+    it; a plugin that raises does not stop the others. An ``Exception`` or a ``SystemExit``
+    (a plugin calling ``sys.exit``) is the plugin's failure; so is a ``KeyboardInterrupt``
+    with ``contain_exits=True`` (the trainer, whose own Ctrl-C handler stops the run
+    cleanly, passes it: an interrupt raised inside a hook then comes from the plugin).
+    ``plugin`` calls only that plugin; plugins named in ``skip`` are not called.
     ``reported`` (a set of ``"<plugin>:<hook>"``) prints each new failure once to stderr.
     Returns ``(plugin name, exception)`` for each plugin that raised.
     """
@@ -142,20 +170,61 @@ def call_hook(
         raise TypeError(f"{name} needs the argument(s) {', '.join(missing)}: pass them by keyword")
     impls = [i for i in reversed(caller.get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
     order = list(dict.fromkeys(i.plugin for i in impls))  # pluggy calls the last one first
-    failures = []
+    contained: tuple[type[BaseException], ...] = (Exception, SystemExit)
+    if contain_exits:
+        contained += (KeyboardInterrupt,)
+    failures: list[tuple[str, BaseException]] = []
     for obj in order:
         who = pm.get_name(obj) or repr(obj)
-        if plugin is not None and who != plugin:
+        if (plugin is not None and who != plugin) or who in skip:
             continue
         try:
             pm.subset_hook_caller(name, remove_plugins=[o for o in order if o is not obj])(**kwargs)
-        except Exception as exc:  # a broken plugin is reported, never fatal
+        except contained as exc:  # a broken plugin is reported, never fatal
             failures.append((who, exc))
             if reported is not None and f"{who}:{name}" not in reported:
                 reported.add(f"{who}:{name}")
-                why = f"{type(exc).__name__}: {exc}"
-                print(f"manyview: plugin {who!r} failed in {name}: {why}", file=sys.stderr)
+                print(f"manyview: plugin {who!r} failed in {name}: {_why(exc)}", file=sys.stderr)
     return failures
+
+
+def _why(exc: BaseException) -> str:
+    """``"Type: message"`` on one line (``SystemExit: 3``, ``KeyboardInterrupt``)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class HookGuard:
+    """Lifecycle hooks isolated for one run: what the trainer calls its hooks through.
+
+    Every call is :func:`call_hook` with ``contain_exits=True``: a plugin that raises
+    anything, ``SystemExit`` and ``KeyboardInterrupt`` included, is reported once per hook
+    (naming the plugin) and the run goes on. A plugin that has failed ``max_failures`` times
+    in all (any hooks) is disabled for the rest of the run with a one-line warning on stderr.
+    """
+
+    max_failures: int = 3
+    reported: set[str] = field(default_factory=set)
+    failures: dict[str, int] = field(default_factory=dict)
+    disabled: set[str] = field(default_factory=set)
+
+    def call(self, name: str, /, **kwargs: Any) -> list[tuple[str, BaseException]]:
+        """Call hook ``name`` on every plugin not disabled; count and report failures."""
+        failed = call_hook(
+            name, reported=self.reported, contain_exits=True, skip=self.disabled, **kwargs
+        )
+        for who, exc in failed:
+            self.failures[who] = count = self.failures.get(who, 0) + 1
+            if count >= self.max_failures and who not in self.disabled:
+                self.disabled.add(who)
+                print(
+                    f"manyview: plugin {who!r} failed {count} times (last in {name}: "
+                    f"{_why(exc)}); its hooks are disabled for the rest of this run. Fix the "
+                    f"plugin, or set MANYVIEW_DISABLE_PLUGINS={who} to run without it",
+                    file=sys.stderr,
+                )
+        return failed
 
 
 def reload() -> None:

@@ -208,3 +208,62 @@ def test_call_hook_rejects_unknown_hooks_and_missing_arguments(fresh_plugins):
         manager.call_hook("manyview_stepend", trainer=None)
     with pytest.raises(TypeError, match=r"needs the argument.*step, metrics"):
         manager.call_hook("manyview_step_end", trainer=None)
+
+
+def _raiser(exc: BaseException, calls: list[int]) -> object:
+    """A plugin whose ``manyview_step_end`` records the step and raises ``exc``."""
+
+    class Raiser:
+        @manyview.hookimpl
+        def manyview_step_end(self, trainer, step, metrics):
+            calls.append(step)
+            raise exc
+
+    return Raiser()
+
+
+def test_a_plugin_calling_sys_exit_is_its_failure_not_the_callers(fresh_plugins, capsys):
+    calls: list[int] = []
+    manager.register_plugin(_raiser(SystemExit(3), calls), name="exiter")
+    reported: set[str] = set()
+    [(name, exc)] = manager.call_hook(
+        "manyview_step_end", reported=reported, trainer=None, step=1, metrics={}
+    )
+    assert name == "exiter" and isinstance(exc, SystemExit) and calls == [1]
+    assert "plugin 'exiter' failed in manyview_step_end: SystemExit: 3" in capsys.readouterr().err
+
+
+def test_keyboard_interrupt_from_a_hook_is_contained_only_when_asked(fresh_plugins):
+    calls: list[int] = []
+    manager.register_plugin(_raiser(KeyboardInterrupt(), calls), name="interrupter")
+    with pytest.raises(KeyboardInterrupt):
+        manager.call_hook("manyview_step_end", trainer=None, step=1, metrics={})
+    [(name, exc)] = manager.call_hook(
+        "manyview_step_end", contain_exits=True, trainer=None, step=2, metrics={}
+    )
+    assert name == "interrupter" and isinstance(exc, KeyboardInterrupt)
+    assert (
+        manager.call_hook(
+            "manyview_step_end", skip={"interrupter"}, trainer=None, step=3, metrics={}
+        )
+        == []
+    )
+    assert calls == [1, 2]
+
+
+def test_hook_guard_disables_a_plugin_after_repeated_failures(fresh_plugins, seen, capsys):
+    calls: list[int] = []
+    manager.register_plugin(_raiser(RuntimeError("disk full"), calls), name="flaky")
+    guard = manager.HookGuard(max_failures=3)
+    for step in range(1, 6):
+        guard.call("manyview_step_end", trainer=None, step=step, metrics={"loss": 0.0})
+    assert calls == [1, 2, 3]  # not called after its third failure
+    assert [s for s in seen if s[0] == "step"] == [("step", n, 0.0) for n in range(1, 6)]
+    assert guard.disabled == {"flaky"} and guard.failures == {"flaky": 3}
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "manyview: plugin 'flaky' failed in manyview_step_end: RuntimeError: disk full",
+        "manyview: plugin 'flaky' failed 3 times (last in manyview_step_end: RuntimeError: "
+        "disk full); its hooks are disabled for the rest of this run. Fix the plugin, or set "
+        "MANYVIEW_DISABLE_PLUGINS=flaky to run without it",
+    ]

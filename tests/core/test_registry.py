@@ -351,3 +351,41 @@ def test_every_kind_registers_through_its_hook(fresh_plugins):
     for kind in manyview.KINDS:
         assert manyview.create(kind, f"k_{kind}") == kind
         assert info.registered[kind] == [f"k_{kind}"]
+
+
+@pytest.mark.parametrize("var", ["MANYVIEW_DISABLE_PLUGINS", "MANYVIEW_LOAD_PLUGINS"])
+def test_unknown_names_in_the_plugin_variables_are_warned_about_once(
+    var, fresh_plugins, monkeypatch, capsys
+):
+    monkeypatch.setenv(var, "manyview-speach, manyview-vision")
+    plugins.reload()
+    manyview.available("loss")
+    manyview.available("view")  # loaded once: warned once
+    lines = [x for x in capsys.readouterr().err.splitlines() if var in x]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"manyview: {var} names 'manyview-speach', which is no installed plugin or "
+        "distribution; did you mean 'manyview-speech'"
+    )
+    assert lines[0].endswith("(`manyview plugins` lists them)")
+    status = {p.distribution: p.status for p in plugins.plugins() if not p.builtin}
+    disabling = var == "MANYVIEW_DISABLE_PLUGINS"  # the known name still works
+    assert status["manyview-vision"] == ("disabled" if disabling else "loaded")
+    assert status["manyview-speech"] == ("loaded" if disabling else "disabled")
+
+
+def test_a_builtin_named_in_the_load_list_is_explained(fresh_plugins, monkeypatch, capsys):
+    monkeypatch.setenv("MANYVIEW_LOAD_PLUGINS", "manyview.losses")
+    plugins.reload()
+    assert "infonce" in manyview.available("loss")
+    err = capsys.readouterr().err
+    assert "MANYVIEW_LOAD_PLUGINS names 'manyview.losses', which is a built-in" in err
+
+
+def test_known_names_in_the_plugin_variables_are_not_warned_about(
+    fresh_plugins, monkeypatch, capsys
+):
+    monkeypatch.setenv("MANYVIEW_DISABLE_PLUGINS", "manyview.teachers,manyview-text")
+    plugins.reload()
+    manyview.available("loss")
+    assert "MANYVIEW_" not in capsys.readouterr().err

@@ -14,6 +14,8 @@ from manyview.datasets.files import (
     IMAGE_EXTENSIONS,
     DataFileError,
     SkippingDataset,
+    check_extensions,
+    check_image_mode,
     check_on_error,
     class_files,
     class_ids,
@@ -60,10 +62,11 @@ class ImageFolder(SkippingDataset):
         who = "imagefolder"
         check_on_error(on_error, who)
         size = image_size_pair(image_size, who)
+        check_image_mode(image_mode, who)
+        exts = check_extensions(extensions, who)
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"{who}: {root} is not a folder")
-        exts = tuple(e.lower() for e in extensions)
         found, empty = class_files(root, exts)
         if not found and not empty:
             raise ValueError(

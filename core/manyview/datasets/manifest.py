@@ -12,6 +12,7 @@ or ``pairs.jsonl`` with one object a line (``{"image": "img/001.png", "text": ".
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,9 +26,13 @@ from manyview.datasets.columns import ColumnDataset
 from manyview.datasets.files import (
     DataFileError,
     SkippingDataset,
+    audio_clip,
+    check_image_mode,
     check_on_error,
-    class_ids,
     image_size_pair,
+    label_ids,
+    parse_label,
+    read_text,
     skip_or_raise,
     warn_skipped,
 )
@@ -48,38 +53,44 @@ def _rows(path: Path, who: str) -> tuple[list[str] | None, Iterator[tuple[int, A
     """``(header, rows)``: for CSV the header and ``(line, list)`` rows; for JSONL ``None``
     and ``(line, object or error string)`` rows."""
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise ValueError(f"{who}: {path} must end in .csv, .jsonl or .ndjson")
+    text = read_text(path, who)  # UTF-8, a byte-order mark dropped
     if suffix == ".csv":
-        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed by the generator
-        reader = csv.reader(fh)
+        reader = csv.reader(io.StringIO(text, newline=""))
         try:
             header = next(reader)
         except StopIteration:
-            fh.close()
             raise ValueError(f"{who}: {path} is empty (expected a header row)") from None
+        except csv.Error as exc:
+            raise ValueError(f"{who}: {path} line 1: not a CSV header ({exc})") from None
 
         def csv_rows() -> Iterator[tuple[int, Any]]:
-            with fh:
-                for row in reader:
-                    if row and any(cell.strip() for cell in row):
-                        yield reader.line_num, row
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # a NUL byte, an unclosed quote at the end
+                    yield reader.line_num, f"not a CSV row ({exc})"
+                    continue
+                if row and any(cell.strip() for cell in row):
+                    yield reader.line_num, row
 
         return [h.strip() for h in header], csv_rows()
-    if suffix in (".jsonl", ".ndjson"):
 
-        def json_rows() -> Iterator[tuple[int, Any]]:
-            with open(path, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except ValueError as exc:
-                        yield n, f"not valid JSON ({exc})"
-                        continue
-                    yield n, obj if isinstance(obj, dict) else "not a JSON object"
+    def json_rows() -> Iterator[tuple[int, Any]]:
+        for n, line in enumerate(io.StringIO(text), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                yield n, f"not valid JSON ({exc})"
+                continue
+            yield n, obj if isinstance(obj, dict) else "not a JSON object"
 
-        return None, json_rows()
-    raise ValueError(f"{who}: {path} must end in .csv, .jsonl or .ndjson")
+    return None, json_rows()
 
 
 class Manifest(ColumnDataset, SkippingDataset):
@@ -89,8 +100,12 @@ class Manifest(ColumnDataset, SkippingDataset):
     absolute) or the text itself; ``modalities`` maps column names to ``"image"``,
     ``"audio"`` or ``"text"``, and by default every column whose name starts with one of
     these is used as that kind (``image``, ``image_left``, ``text_caption``...). The
-    optional ``label`` column gives the class: whole numbers are used as they are, other
-    values are class names (sorted names give the ids). Every file is read now, by the
+    optional ``label`` column gives the class: when every label is a whole number, the
+    sorted distinct numbers give the ids 0..K-1 and are kept as the class names
+    (:attr:`classes`; labels ``3, 999999999`` make two classes, not a billion); otherwise
+    the labels are class names (sorted names give the ids). A label that looks like a
+    number but is not a whole number from 0 to 2**31 - 1 (``-1``, ``1.5``, ``1e12``), or a
+    JSON value that is neither a string nor a number, is a bad row. Every file is read now, by the
     registered reader of its kind (:mod:`manyview.readers`): images as float32
     ``(C, H, W)`` in [0, 1] (the core's ``image`` reader, Pillow), audio mono at
     ``sample_rate``, cut or padded to ``clip_seconds`` (the ``audio`` reader of
@@ -134,6 +149,15 @@ class Manifest(ColumnDataset, SkippingDataset):
         who = "manifest"
         check_on_error(on_error, who)
         size = image_size_pair(image_size, who)
+        check_image_mode(image_mode, who)
+        sample_rate, samples = audio_clip(sample_rate, clip_seconds, who)
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"{who}: label must be a column name (a string), got {label!r}")
+        if modalities is not None and not isinstance(modalities, Mapping):
+            raise ValueError(
+                f"{who}: modalities must map column names to 'image', 'audio' or 'text' "
+                f"(e.g. {{'picture': 'image'}}), got {modalities!r}"
+            )
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{who}: {path} is not a file")
@@ -168,7 +192,7 @@ class Manifest(ColumnDataset, SkippingDataset):
             "image": {"mode": image_mode, "size": size},
             "audio": {
                 "sample_rate": sample_rate,
-                "samples": max(1, round(clip_seconds * sample_rate)),
+                "samples": samples,
             },
         }
         readers: dict[str, Any] = {}
@@ -184,11 +208,13 @@ class Manifest(ColumnDataset, SkippingDataset):
 
         self.skipped: list[tuple[int, str]] = []
         data: dict[str, list[Any]] = {}
-        raw_labels: list[Any] = []
+        raw_labels: list[int | str] = []
         total = 0
         for line, row in rows:
             total += 1
             try:
+                if isinstance(row, str):  # what is wrong with the line
+                    raise DataFileError(row)
                 if header is not None:
                     if len(row) != len(header):
                         raise DataFileError(
@@ -196,8 +222,6 @@ class Manifest(ColumnDataset, SkippingDataset):
                         )
                     record = dict(zip(header, row, strict=True))
                 else:
-                    if isinstance(row, str):
-                        raise DataFileError(row)
                     record = row
                     if not columns:
                         columns = {k: _kind_of(k) for k in record if k != label}
@@ -234,12 +258,14 @@ class Manifest(ColumnDataset, SkippingDataset):
                     value = record[label]
                     if value is None or (isinstance(value, str) and not value.strip()):
                         raise DataFileError(f"the {label!r} column is empty")
-                    raw_labels.append(value.strip() if isinstance(value, str) else value)
+                    parsed = parse_label(value, label)
             except DataFileError as exc:
                 skip_or_raise(self.skipped, line, f"{path} line {line}: {exc}", on_error, who)
                 continue
             for column, value in item.items():
                 data.setdefault(column, []).append(value)
+            if has_label:
+                raw_labels.append(parsed)
         if not data:
             first = f" (first: {self.skipped[0][1]})" if self.skipped else ""
             raise ValueError(f"{who}: {path} has no usable rows ({total} rows){first}")
@@ -260,24 +286,9 @@ class Manifest(ColumnDataset, SkippingDataset):
             self.data[column] = torch.stack(values)
         n = len(next(iter(data.values())))
         if has_label:
-            if all(_is_int(v) for v in raw_labels):
-                ints = [int(v) for v in raw_labels]
-                self.classes = [str(c) for c in range(max(ints) + 1)]
-                self.labels = torch.tensor(ints)
-            else:
-                self.classes, self.labels = class_ids([str(v) for v in raw_labels])
+            self.classes, self.labels = label_ids(raw_labels)
         else:
             self.classes = []
             self.labels = torch.full((n,), -1, dtype=torch.long)
         self.num_classes = len(self.classes)
         self.modalities = tuple(self.columns)
-
-
-def _is_int(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value >= 0
-    if isinstance(value, str):
-        return value.isdigit()
-    return False

@@ -25,7 +25,7 @@ from torch.utils.data import default_collate
 import manyview
 from manyview import distributed
 from manyview.config import ConfigError, dump_config
-from manyview.manager import call_hook
+from manyview.manager import HookGuard
 from manyview.metrics import alignment, effective_rank, uniformity
 from manyview.recipes.base import Recipe
 from manyview.runs import seed_all
@@ -77,7 +77,7 @@ class Trainer:
         self.bad_steps = 0
         self.bad_in_row = 0
         self._stop_signal: str | None = None
-        self._hook_errors: set[str] = set()
+        self._hooks = HookGuard()  # per run: failures counted, repeat offenders disabled
         self.progress_enabled = progress and self.ctx.is_main
 
     # ------------------------------------------------------------------ setup
@@ -217,9 +217,10 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
 
     def _hook(self, name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on each plugin on its own: one that raises is reported
-        (once) and the others still run."""
-        call_hook(name, reported=self._hook_errors, **kwargs)
+        """Call a lifecycle hook on each plugin on its own: one that raises anything is
+        reported (once, by name), the others and the run go on; after 3 failures it is
+        disabled for the rest of the run."""
+        self._hooks.call(name, **kwargs)
 
     def _batches(self):
         epoch, position = divmod(self.batches_consumed, self.sampler.batches_per_epoch())

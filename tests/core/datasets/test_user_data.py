@@ -232,3 +232,143 @@ def test_manifest_bad_setup(tmp_path):
 def test_registered():
     for name in ("manifest", "imagefolder"):
         assert name in manyview.available("dataset")
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_manifest_number_labels_are_mapped_not_used_as_a_range(tmp_path):
+    # (kept small: with labels used as a range, 999999999 made a billion class names)
+    m = _csv(tmp_path / "m.csv", ["text,label", "a,1000", "b,3", "c,1000", "d,07"])
+    ds = Manifest(m)
+    assert ds.classes == ["3", "7", "1000"] and ds.num_classes == 3
+    assert ds.labels.tolist() == [2, 0, 2, 1]
+    rows = [{"text": "a", "label": 12345}, {"text": "b", "label": 5.0}]
+    j = tmp_path / "m.jsonl"
+    j.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = Manifest(j)
+    assert ds.classes == ["5", "12345"] and ds.labels.tolist() == [1, 0]
+
+
+def test_manifest_names_and_numbers_together_are_names(tmp_path):
+    ds = Manifest(_csv(tmp_path / "m.csv", ["text,label", "a,cat", "b,10", "c,9"]))
+    assert ds.classes == ["10", "9", "cat"] and ds.labels.tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        ("-3", "is negative"),
+        ("2147483648", "is out of range"),
+        ("1e12", "is out of range"),
+        ("9" * 5000, "is out of range"),
+        ("1.5", "is not a whole number"),
+    ],
+)
+def test_manifest_absurd_csv_labels_are_refused_with_file_and_line(tmp_path, label, why):
+    m = _csv(tmp_path / "m.csv", ["text,label", "a,1", f"b,{label}", "c,2"])
+    with pytest.raises(DataFileError) as caught:
+        Manifest(m, on_error="raise")
+    message = str(caught.value)
+    assert "\n" not in message and "m.csv line 3: the 'label' value" in message
+    assert why in message and "labels are class names or whole numbers from 0 to" in message
+    with pytest.warns(UserWarning, match=r"skipped 1 of 3 rows.*line 3"):
+        ds = Manifest(m)
+    assert ds.classes == ["1", "2"] and ds.labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        (-1, "is negative"),
+        (2**40, "is out of range"),
+        (0.5, "is not a whole number"),
+        (True, "not a class name or a whole number"),
+        ([1], "not a class name or a whole number"),
+    ],
+)
+def test_manifest_absurd_jsonl_labels_are_refused_with_file_and_line(tmp_path, label, why):
+    m = tmp_path / "m.jsonl"
+    rows = [{"text": "a", "label": 1}, {"text": "b", "label": label}]
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataFileError, match=rf"m\.jsonl line 2: the 'label' value .*{why}"):
+        Manifest(m, on_error="raise")
+
+
+# ---------------------------------------------------------------- options and encodings
+
+
+@pytest.mark.parametrize(
+    ("mode", "hint"), [("rgb", "; did you mean 'RGB'?"), ("CMYK", ""), (3, "")]
+)
+def test_a_bad_image_mode_is_refused_before_any_file_is_read(tmp_path, mode, hint):
+    _png(tmp_path / "imgs" / "a" / "x.png")
+    m = _csv(tmp_path / "m.csv", ["text,label", "hello,1"])  # no image column at all
+    for build, who in (
+        (lambda: ImageFolder(tmp_path / "imgs", image_mode=mode), "imagefolder"),
+        (lambda: Manifest(m, image_mode=mode), "manifest"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            build()
+        message = str(caught.value)
+        assert (
+            message.startswith(f"{who}: unknown image_mode {mode!r}{hint}") and "\n" not in message
+        )
+        assert "(choose from 'RGB', 'L', 'RGBA', 'LA')" in message
+
+
+def test_imagefolder_refuses_a_bare_string_of_extensions(tmp_path):
+    _png(tmp_path / "a" / "x.png")
+    with pytest.raises(
+        ValueError, match=r"imagefolder: extensions must be a non-empty list .*'\.png'"
+    ):
+        ImageFolder(tmp_path, extensions=".png")
+    with pytest.raises(ValueError, match=r"extensions must be file endings that start with '\.'"):
+        ImageFolder(tmp_path, extensions=["png"])
+    assert len(ImageFolder(tmp_path, extensions=[".PNG"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sample_rate": 0}, "manifest: sample_rate must be a positive int, got 0"),
+        ({"sample_rate": 16000.5}, "sample_rate must be a positive int, got 16000.5"),
+        ({"sample_rate": 10**9}, "sample_rate must be at most 768000 Hz"),
+        ({"clip_seconds": -1}, "clip_seconds must be a positive finite number, got -1"),
+        ({"clip_seconds": float("inf")}, "clip_seconds must be a positive finite number"),
+        ({"clip_seconds": 1e7}, "clip_seconds must be at most 3600"),
+        ({"label": 3}, "label must be a column name"),
+        ({"modalities": ["image"]}, "modalities must map column names"),
+    ],
+)
+def test_manifest_bad_options_are_one_line_errors(tmp_path, options, message):
+    m = _csv(tmp_path / "m.csv", ["text,label", "hello,1"])
+    with pytest.raises(ValueError) as caught:
+        Manifest(m, **options)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_manifest_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    m = tmp_path / "latin1.csv"
+    m.write_bytes("text,label\nhello,1\ncaf\u00e9,2\n".encode("latin-1"))
+    with pytest.raises(ValueError) as caught:
+        Manifest(m)
+    message = str(caught.value)
+    assert message.startswith(f"manifest: {m} line 3, column 4: byte 0xe9 is not UTF-8 text")
+    assert "save the file with the UTF-8 encoding" in message and "\n" not in message
+    j = tmp_path / "latin1.jsonl"
+    j.write_bytes('{"text": "ok"}\n{"text": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.jsonl line 2, column 14: byte 0xe9"):
+        Manifest(j)
+
+
+def test_a_manifest_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    _png(tmp_path / "a.png")
+    m = tmp_path / "excel.csv"
+    m.write_bytes("image,text,label\r\na.png,caf\u00e9,x\r\n".encode("utf-8-sig"))
+    ds = Manifest(m)
+    assert ds.modalities == ("image", "text") and ds[0]["text"] == "caf\u00e9"
+    assert ds.classes == ["x"]
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes('{"text": "hi", "label": 4}\n'.encode("utf-8-sig"))
+    assert Manifest(j).classes == ["4"]

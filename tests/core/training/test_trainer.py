@@ -192,3 +192,39 @@ print(json.dumps([a["loss"], b["loss"]]))
     wb = load_file(tmp_path / "c/checkpoints/last/model.safetensors")
     assert wa.keys() == wb.keys()
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+@pytest.mark.parametrize(
+    "exc", [SystemExit(1), KeyboardInterrupt(), RuntimeError("logger down")], ids=type
+)
+def test_a_plugin_hook_that_raises_anything_neither_stops_the_run_nor_its_checkpoints(
+    tiny_config, tmp_path, fresh_plugins, capsys, exc
+):
+    calls: list[str] = []
+
+    class Hostile:
+        @manyview.hookimpl
+        def manyview_train_start(self, trainer):
+            calls.append("start")
+            raise exc
+
+        @manyview.hookimpl
+        def manyview_step_end(self, trainer, step, metrics):
+            calls.append(f"step{step}")
+            raise exc
+
+    manager.register_plugin(Hostile(), name="hostile")
+    out = tmp_path / "hostile"
+    trainer = Trainer(load_config(tiny_config(steps=6, every=2)), out, progress=False)
+    trainer.fit()
+    assert trainer.step == 6 and (out / "checkpoints/step-6").is_dir()
+    assert calls == ["start", "step1", "step2"]  # disabled after its third failure
+    err = capsys.readouterr().err
+    name = type(exc).__name__
+    assert f"plugin 'hostile' failed in manyview_train_start: {name}" in err
+    assert f"plugin 'hostile' failed in manyview_step_end: {name}" in err
+    assert "plugin 'hostile' failed 3 times" in err and "disabled for the rest of this run" in err
+    # a resumed run is not killed by it either
+    more = load_config(tiny_config(steps=8, every=2))
+    Trainer(more, out, resume=True, progress=False).fit()
+    assert (out / "checkpoints/step-8").is_dir()

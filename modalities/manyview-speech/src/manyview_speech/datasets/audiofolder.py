@@ -11,12 +11,15 @@ import torch
 
 from manyview.datasets.files import (
     SkippingDataset,
+    audio_clip,
+    check_extensions,
     check_on_error,
     class_files,
     class_ids,
     skip_or_raise,
     warn_skipped,
 )
+from manyview.options import check_choice
 from manyview_speech.audio import (
     AUDIO_EXTENSIONS,
     AudioFileError,
@@ -61,16 +64,21 @@ class AudioFolder(SkippingDataset):
         on_error: str = "skip",
         preload: bool = True,
     ) -> None:
+        who = "audiofolder"
+        check_on_error(on_error, who)
+        sample_rate, samples = audio_clip(sample_rate, clip_seconds, who)
+        check_choice(align, ("start", "center"), "align", who)
+        exts = check_extensions(extensions, who)
+        if not isinstance(preload, bool):
+            raise ValueError(f"{who}: preload must be true or false, got {preload!r}")
         root = Path(root)
         if not root.is_dir():
-            raise ValueError(f"audiofolder: {root} is not a folder")
-        check_on_error(on_error, "audiofolder")
-        exts = tuple(e.lower() for e in extensions)
+            raise ValueError(f"{who}: {root} is not a folder")
         found, _ = class_files(root, exts, loose_class=".")
         if not found:
             raise ValueError(f"audiofolder: no {'/'.join(exts)} files under {root}")
         self.root, self.sample_rate, self.align = root, sample_rate, align
-        self.samples = max(1, round(clip_seconds * sample_rate))
+        self.samples = samples
         self.skipped: list[tuple[str, str]] = []
         if preload:
             waves, kept, self.skipped = load_many(
