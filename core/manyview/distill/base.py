@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from manyview.distill.reduction import masked_mean
 from manyview.losses.base import compute_dtype
+from manyview.losses.keywords import check_call_keywords
 
 
 def check_tensor(x: Any, name: str, who: str, *, min_dim: int = 1, max_dim: int = 3) -> Tensor:
@@ -91,6 +92,7 @@ class DistillationLoss(nn.Module):
         self, views: Tensor, *, targets: Any = None, labels: Tensor | None = None, **kwargs: Any
     ) -> Tensor:
         who = self.loss_name
+        check_call_keywords(self, {"targets": targets, "labels": labels, **kwargs}, who)
         lo, hi = min(self.student_dims), max(self.student_dims)
         student = check_tensor(views, "the student output", who, min_dim=lo, max_dim=hi)
         if student.dim() not in self.student_dims:

@@ -7,6 +7,7 @@ from manyview.losses.dcl import DCL, DCLW
 from manyview.losses.dhel import DHEL, MVDHEL
 from manyview.losses.infonce import InfoNCE
 from manyview.losses.isogclr import ISogCLR
+from manyview.losses.keywords import UnexpectedInputError
 from manyview.losses.mv_infonce import MVInfoNCE
 from manyview.losses.pvc import PolyViewContrastive
 from manyview.losses.pwe import PairwiseLoss
@@ -29,4 +30,5 @@ __all__ = [
     "SigLIPLoss",
     "SupCon",
     "SupReMix",
+    "UnexpectedInputError",
 ]

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from manyview import distributed
 from manyview.losses.engine import EngineConfig, EngineOption
+from manyview.losses.keywords import check_call_keywords
 from manyview.options import check_positive
 
 Views = Tensor | Sequence[Tensor]
@@ -249,6 +250,7 @@ class MultiViewLoss(nn.Module):
         **kwargs: Any,
     ) -> Tensor:
         who = self.loss_name
+        check_call_keywords(self, {"labels": labels, "index": index, **kwargs}, who)
         x = as_view_tensor(
             views,
             min_views=self.min_views,
