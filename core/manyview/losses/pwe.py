@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss
 from manyview.losses.engine import EngineConfig, EngineOption
+from manyview.registry import did_you_mean
 
 
 class PairwiseLoss(MultiViewLoss):
@@ -50,6 +51,16 @@ class PairwiseLoss(MultiViewLoss):
 
             factory = manyview.entry("loss", base).load()
             params = inspect.signature(factory).parameters
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                own = ("base", "normalize", "engine")
+                for key in base_kwargs:
+                    if key not in params:
+                        raise TypeError(
+                            f"pwe: unknown option {key!r}"
+                            f"{did_you_mean(key, [*own, *params]) or '.'} pwe takes "
+                            f"{', '.join(own)} and the options of its base loss {base!r}: "
+                            f"{', '.join(params) or 'none'}"
+                        )
             if "normalize" in params:
                 base_kwargs.setdefault("normalize", False)
             if "engine" in params:
