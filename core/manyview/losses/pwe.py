@@ -19,7 +19,8 @@ class PairwiseLoss(MultiViewLoss):
     """Mean of a two-view loss over all C(M, 2) view pairs.
 
     Args:
-        base: a registered loss name (default ``"infonce"``) or a loss module taking 2 views.
+        base: a registered loss name (default ``"manyview:infonce"``, the built-in InfoNCE
+            whatever other plugins register) or a loss module taking 2 views.
         normalize: L2-normalise the views first (the base then skips it).
         engine: ``"auto"`` (default), ``"dense"``, ``"tiled"`` or an
             :class:`~manyview.losses.engine.EngineConfig`, passed to a base loss built by
@@ -37,7 +38,7 @@ class PairwiseLoss(MultiViewLoss):
 
     def __init__(
         self,
-        base: str | nn.Module = "infonce",
+        base: str | nn.Module = "manyview:infonce",
         *,
         normalize: bool = True,
         engine: EngineOption = "auto",
