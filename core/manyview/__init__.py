@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from typing import Any
 
 from manyview.hookspecs import hookimpl
@@ -134,8 +135,6 @@ def _checked(found: Entry, made: Any) -> Any:
     if made is None:
         raise FactoryResultError(f"{where} returned None; its factory must return the {found.kind}")
     if found.kind == "loss":
-        import sys
-
         nn = sys.modules.get("torch.nn")  # without torch loaded, nothing is an nn.Module
         if nn is None or not isinstance(made, nn.Module):
             raise FactoryResultError(
@@ -143,6 +142,10 @@ def _checked(found: Entry, made: Any) -> Any:
                 "an nn.Module (subclass manyview.losses.MultiViewLoss or "
                 "manyview.distill.DistillationLoss)"
             )
+    if found.kind == "view" and sys.modules.get("torch.nn") is not None:
+        from manyview.views.checks import add_view_checks
+
+        made = add_view_checks(made)  # generator= and meta-device checks for every view
     return made
 
 

@@ -28,12 +28,15 @@ from typing import Any
 from manyview.registry import did_you_mean
 
 __all__ = [
+    "MAX_ALLOCATION_BYTES",
     "OptionTypeError",
+    "check_allocation",
     "check_choice",
     "check_fraction",
     "check_int",
     "check_ints",
     "check_non_negative",
+    "check_number",
     "check_option_types",
     "check_positive",
     "option_types",
@@ -87,6 +90,23 @@ def _number(
                 return number
             raise ValueError(f"{_prefix(who)}{name} must {must}, got {number}")
     raise ValueError(f"{_prefix(who)}{name} must {must}, got {value!r}")
+
+
+def check_number(value: Any, name: str, who: str | None = None) -> float:
+    """``value`` as a float if it is a finite number of any sign (a bias, an offset).
+
+    Raises:
+        ValueError: ``"{who}: {name} must be a finite number, got {value!r}"``.
+    """
+    if not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            pass
+        else:
+            if math.isfinite(number):
+                return number
+    raise ValueError(f"{_prefix(who)}{name} must be a finite number, got {value!r}")
 
 
 def check_positive(value: Any, name: str, who: str | None = None) -> float:
@@ -270,3 +290,38 @@ def check_option_types(factory: Callable[..., Any], options: Mapping[str, Any], 
         elif value is None:
             fix = f"; give {_WHAT[expected]} (this option has no None)"
         raise OptionTypeError(f"{who}: option {name!r} must be {_WHAT[expected]}, got {got}{fix}")
+
+
+MAX_ALLOCATION_BYTES = 64 * 2**30
+"""The most memory one constructor's buffers may ask for (64 GiB): more is a mistake in an
+option (a dataset size of 10**12), refused up front by :func:`check_allocation` rather than
+by the allocator."""
+
+
+def check_allocation(
+    elements: int,
+    bytes_each: int,
+    what: str,
+    who: str | None,
+    *,
+    limit: int = MAX_ALLOCATION_BYTES,
+) -> None:
+    """Refuse buffers of ``elements`` entries of ``bytes_each`` bytes over ``limit`` bytes.
+
+    Raises:
+        ValueError: ``"{who}: {what} would take 14.6 TiB (... entries); that is over the
+            64 GiB one loss may allocate: check the option"``.
+    """
+    total = int(elements) * int(bytes_each)
+    if total <= limit:
+        return
+    size, unit = float(total), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024 or unit == "EiB":
+            break
+        size /= 1024
+    raise ValueError(
+        f"{_prefix(who)}{what} would take {size:.1f} {unit} ({int(elements):,} entries), over "
+        f"the {limit / 2**30:g} GiB one module may allocate; check the option (a dataset size, "
+        "a bank size)"
+    )

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from manyview.distill.reduction import masked_mean
-from manyview.losses.base import compute_dtype
+from manyview.losses.base import NonFiniteInputError, check_device, compute_dtype
 from manyview.losses.keywords import check_call_keywords
 
 
@@ -32,8 +32,9 @@ def check_tensor(x: Any, name: str, who: str, *, min_dim: int = 1, max_dim: int 
         )
     if x.numel() == 0:
         raise ValueError(f"{who}: {name} is empty (shape {tuple(x.shape)})")
+    check_device(x, who, name)
     if not torch.isfinite(x).all():
-        raise ValueError(f"{who}: {name} contains NaN or inf")
+        raise NonFiniteInputError(f"{who}: {name} contains NaN or inf")
     return x
 
 

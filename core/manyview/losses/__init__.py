@@ -1,7 +1,13 @@
 """manyview's losses. Build them by name with ``manyview.create("loss", name, ...)``, or
 import the classes from here."""
 
-from manyview.losses.base import MultiViewLoss
+from manyview.losses.base import (
+    MultiViewLoss,
+    NonFiniteInputError,
+    check_device,
+    check_generator,
+    check_temperature,
+)
 from manyview.losses.clip import CLIPLoss
 from manyview.losses.dcl import DCL, DCLW
 from manyview.losses.dhel import DHEL, MVDHEL
@@ -25,10 +31,14 @@ __all__ = [
     "InfoNCE",
     "MVInfoNCE",
     "MultiViewLoss",
+    "NonFiniteInputError",
     "PairwiseLoss",
     "PolyViewContrastive",
     "SigLIPLoss",
     "SupCon",
     "SupReMix",
     "UnexpectedInputError",
+    "check_device",
+    "check_generator",
+    "check_temperature",
 ]
