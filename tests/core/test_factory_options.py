@@ -124,3 +124,15 @@ def test_a_factory_that_is_not_callable_names_its_plugin(fresh_plugins, tmp_path
     _plugin("not_callable_mod:THING")
     with pytest.raises(manyview.FactoryResultError, match=r"plugin 'dist-bad'.*not a class"):
         manyview.create("loss", "made_badly")
+
+
+def test_a_quoted_bool_in_a_toml_losses_table_is_a_one_line_config_error():
+    import tomllib
+
+    from manyview.config import ConfigError
+    from manyview.recipes import WeightedLosses
+
+    specs = tomllib.loads('[[losses]]\nname = "infonce"\noptions = { normalize = "false" }')
+    with pytest.raises(ConfigError, match=r"#1 \(infonce\).*'normalize' must be a bool") as info:
+        WeightedLosses.from_config(specs["losses"])
+    _one_line(info.value)
