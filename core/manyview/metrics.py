@@ -23,6 +23,11 @@ def _as_views(x: Tensor, who: str) -> Tensor:
     if not isinstance(x, Tensor) or x.dim() not in (2, 3):
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{who}: expects (N, D) or (N, M, D) embeddings, got {shape}")
+    if x.numel() == 0:
+        raise ValueError(
+            f"{who}: the embeddings are empty (shape {tuple(x.shape)}); pass at least one "
+            "embedding with at least one feature"
+        )
     if not torch.isfinite(x).all():
         raise ValueError(f"{who}: embeddings contain NaN or inf")
     x = x.detach()

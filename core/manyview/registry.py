@@ -49,6 +49,14 @@ def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> s
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
+def fold_name(name: str) -> str:
+    """``name`` lower-cased without ``_``, ``-``, ``.``, spaces and a trailing ``loss``: the
+    key that loose name matching compares (``"MV_DHEL"`` and ``"mv_dhel"`` both give
+    ``"mvdhel"``, ``"SupConLoss"`` gives ``"supcon"``)."""
+    key = "".join(ch for ch in str(name).lower() if ch not in "_-. ")
+    return key[: -len("loss")] if key.endswith("loss") and len(key) > len("loss") else key
+
+
 def normalize_kind(kind: str) -> str:
     """The canonical kind for ``kind`` (``"losses"`` and ``"loss"`` both give ``"loss"``)."""
     key = _PLURALS.get(str(kind).strip().lower(), str(kind).strip().lower())
@@ -94,6 +102,8 @@ class Entry:
         qualname = getattr(f, "__qualname__", type(f).__qualname__)  # an instance: its class
         where = f if isinstance(f, str) else f"{f.__module__}:{qualname}"
         out = {"name": self.name, "plugin": self.plugin, "summary": self.summary}
+        if self.meta.get("aliases"):
+            out["aliases"] = list(self.meta["aliases"])
         return out | ({"modality": self.modality} if self.modality else {}) | {"factory": where}
 
 
@@ -111,6 +121,11 @@ def make_entry(kind: str, name: str, factory: Factory, plugin: str, **meta: Any)
         raise ValueError(f"{kind} {name!r} must name its modality: register(..., modality='image')")
     if not isinstance(suffixes, tuple | list) or not all(str(s).startswith(".") for s in suffixes):
         raise ValueError(f"{kind} {name!r}: give suffixes as a tuple such as ('.wav', '.flac')")
+    aliases = meta.get("aliases", ())
+    if not isinstance(aliases, tuple | list) or not all(
+        isinstance(a, str) and a and ":" not in a for a in aliases
+    ):
+        raise ValueError(f"{kind} {name!r}: give aliases as a tuple of names such as ('nt_xent',)")
     if summary is None:
         doc = "" if isinstance(factory, str) else (inspect.getdoc(factory) or "").strip()
         summary = doc.splitlines()[0].strip() if doc else ""
@@ -167,8 +182,31 @@ class Registry(tuple[Entry, ...]):
         bare = [e.name for e in entries]
         return sorted(e.qualified_name if bare.count(e.name) > 1 else e.name for e in entries)
 
+    @staticmethod
+    def _loose_match(kind: str, entries: list[Entry], name: str) -> Entry | None:
+        """The one entry whose name or alias equals ``name`` up to case, ``_``/``-`` and a
+        ``Loss`` suffix (``"InfoNCE"``, ``"MV_DHEL"``, ``"nt_xent"``), or ``None``."""
+        plugin, _, bare = str(name).rpartition(":")
+        key = fold_name(bare)
+        found = [
+            e
+            for e in entries
+            if (not plugin or e.plugin == plugin)
+            and key in {fold_name(n) for n in (e.name, *e.meta.get("aliases", ()))}
+        ]
+        if len(found) > 1:
+            options = ", ".join(repr(e.qualified_name) for e in found)
+            raise AmbiguousNameError(
+                f"{kind} {name!r} matches several entries; name one of {options}"
+            )
+        return found[0] if found else None
+
     def get(self, kind: str, name: str) -> Entry:
-        """The entry for ``name`` (bare or ``"<distribution>:<name>"``), or a helpful error."""
+        """The entry for ``name`` (bare or ``"<distribution>:<name>"``), or a helpful error.
+
+        Besides the exact name, the match ignores case, ``_``, ``-`` and a trailing
+        ``Loss`` (``"InfoNCE"``, ``"MV_DHEL"``, ``"SupConLoss"``), and accepts the aliases
+        an entry registered (``aliases=("nt_xent",)``)."""
         kind, entries = normalize_kind(kind), self.entries(kind)
         found = [e for e in entries if name in (e.name, e.qualified_name)]
         if len(found) == 1:
@@ -179,7 +217,12 @@ class Registry(tuple[Entry, ...]):
             raise AmbiguousNameError(
                 f"{kind} {name!r} is registered by several plugins ({plugins}); name one of {options}"
             )
-        hint = did_you_mean(name, [n for e in entries for n in (e.name, e.qualified_name)]) or "."
+        loose = self._loose_match(kind, entries, name)
+        if loose is not None:
+            return loose
+        aliases = [str(a) for e in entries for a in e.meta.get("aliases", ())]
+        choices = [n for e in entries for n in (e.name, e.qualified_name)] + aliases
+        hint = did_you_mean(name, choices) or did_you_mean(fold_name(name), choices) or "."
         known = ", ".join(sorted({e.name for e in entries})) or "none are installed"
         raise UnknownNameError(
             f"unknown {kind} {name!r}{hint} Known {kind} names: {known}. `manyview list {kind}` "

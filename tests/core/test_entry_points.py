@@ -19,9 +19,12 @@ def manyview_register_encoders(register):
 """
 
 GOOD_LOSSES = '''
-class EpLoss:
+from torch import nn
+
+class EpLoss(nn.Module):
     """A loss from an entry point."""
     def __init__(self, temperature=0.5):
+        super().__init__()
         self.temperature = temperature
 '''
 

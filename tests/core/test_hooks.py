@@ -14,8 +14,14 @@ from manyview import manager
 def _registers(hook: str, kind: str, **meta: object) -> None:
     """Register one in-process plugin implementing ``hook`` and check what it registered."""
 
-    def factory(**options: object) -> tuple[str, dict[str, object]]:
+    def factory(**options: object) -> object:
         """A factory from a test."""
+        if kind == "loss":  # a loss factory must make an nn.Module
+            from torch import nn
+
+            made = nn.Identity()
+            made.made = (kind, options)
+            return made
         return kind, options
 
     class Plugin:
@@ -29,7 +35,8 @@ def _registers(hook: str, kind: str, **meta: object) -> None:
     assert f"hook_{kind}" in manyview.available(kind)
     found = manyview.entry(kind, f"dist-hooks:hook_{kind}")
     assert found.summary == "A factory from a test." and found.modality == meta.get("modality")
-    assert manyview.create(kind, f"hook_{kind}", a=1) == (kind, {"a": 1})
+    made = manyview.create(kind, f"hook_{kind}", a=1)
+    assert (made.made if kind == "loss" else made) == (kind, {"a": 1})
 
 
 def test_hook_manyview_register_views(fresh_plugins):

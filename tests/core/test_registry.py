@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from torch import nn
 
 import manyview
 from manyview import manager as plugins
@@ -131,10 +132,18 @@ def test_factory_that_fails_to_import_gives_clear_error():
         entry.load()
 
 
+class _Tagged(nn.Module):
+    """A stand-in loss (a loss factory must make an nn.Module) that remembers its arguments."""
+
+    def __init__(self, *tag: object) -> None:
+        super().__init__()
+        self.tag = tag[0] if len(tag) == 1 else tag
+
+
 class _GoodPlugin:
     @manyview.hookimpl
     def manyview_register_losses(self, register):
-        register("tiny_loss", lambda scale=1.0: ("tiny", scale), summary="a tiny loss")
+        register("tiny_loss", lambda scale=1.0: _Tagged("tiny", scale), summary="a tiny loss")
 
     @manyview.hookimpl
     def manyview_register_views(self, register):
@@ -152,7 +161,7 @@ def test_in_process_plugin_registers(fresh_plugins):
     info = plugins.register_plugin(_GoodPlugin(), name="good")
     assert info.status == "loaded"
     assert info.registered["loss"] == ["tiny_loss"]
-    assert manyview.create("loss", "tiny_loss", scale=2.0) == ("tiny", 2.0)
+    assert manyview.create("loss", "tiny_loss", scale=2.0).tag == ("tiny", 2.0)
     assert manyview.entry("view", "tiny_view").modality == "image"
     plugins.unregister_plugin("good")
     assert "tiny_loss" not in manyview.available("loss")
@@ -183,18 +192,18 @@ def test_same_name_from_two_plugins_is_ambiguous(fresh_plugins):
     class A:
         @manyview.hookimpl
         def manyview_register_losses(self, register):
-            register("shared", lambda: "a")
+            register("shared", lambda: _Tagged("a"))
 
     class B:
         @manyview.hookimpl
         def manyview_register_losses(self, register):
-            register("shared", lambda: "b")
+            register("shared", lambda: _Tagged("b"))
 
     plugins.register_plugin(A(), name="a", distribution="dist-a")
     plugins.register_plugin(B(), name="b", distribution="dist-b")
     with pytest.raises(manyview.AmbiguousNameError, match="dist-a:shared"):
         manyview.create("loss", "shared")
-    assert manyview.create("loss", "dist-b:shared") == "b"
+    assert manyview.create("loss", "dist-b:shared").tag == "b"
 
 
 def test_builtins_are_reported_as_plugins():
@@ -269,7 +278,7 @@ def test_a_plugin_name_is_taken_once(fresh_plugins):
     assert plugins.register_plugin(_GoodPlugin(), name="good").status == "loaded"
     second = plugins.register_plugin(_GoodPlugin(), name="good")
     assert second.status == "failed" and "already registered as 'good'" in second.error
-    assert manyview.create("loss", "tiny_loss") == ("tiny", 1.0)  # the first one still works
+    assert manyview.create("loss", "tiny_loss").tag == ("tiny", 1.0)  # the first still works
 
 
 def test_tracing_and_monitoring_see_registration_hooks(fresh_plugins):
@@ -336,7 +345,7 @@ def _registers_one(kind: str, modality: str | None):
 
     @manyview.hookimpl(specname=f"manyview_register_{plural}")
     def register_one(self, register):
-        register(f"k_{kind}", lambda: kind, **meta)
+        register(f"k_{kind}", (lambda: _Tagged(kind)) if kind == "loss" else (lambda: kind), **meta)
 
     return register_one
 
@@ -349,7 +358,8 @@ def test_every_kind_registers_through_its_hook(fresh_plugins):
     assert info.status == "loaded", info.error
     assert list(info.registered) == list(manyview.KINDS)
     for kind in manyview.KINDS:
-        assert manyview.create(kind, f"k_{kind}") == kind
+        made = manyview.create(kind, f"k_{kind}")
+        assert (made.tag if kind == "loss" else made) == kind
         assert info.registered[kind] == [f"k_{kind}"]
 
 

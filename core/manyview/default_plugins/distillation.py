@@ -57,4 +57,4 @@ BUILTIN_DISTILLATION_LOSSES: dict[str, tuple[str, str]] = {
 
 @hookimpl
 def manyview_register_losses(register: Any) -> None:
-    register_all(register, BUILTIN_DISTILLATION_LOSSES)
+    register_all(register, BUILTIN_DISTILLATION_LOSSES)  # the class names match too (KD, RKD)

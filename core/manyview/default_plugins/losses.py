@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from manyview.hookspecs import hookimpl
-from manyview.registry import register_all
 
 # name -> (factory, summary). Everything else about a loss (the views it takes, the inputs it
 # needs, the constructor arguments a recipe fills in) is declared on its class.
@@ -65,6 +64,17 @@ BUILTIN_LOSSES: dict[str, tuple[str, str]] = {
 }
 
 
+ALIASES: dict[str, tuple[str, ...]] = {
+    "infonce": ("nt_xent", "simclr"),  # SimCLR's NT-Xent (Chen et al. 2020)
+    "pvc": ("poly_view", "polyview_contrastive"),
+    "pwe": ("pairwise",),
+    "supcon": ("supervised_contrastive",),
+    "dclw": ("dcl_w",),
+}
+"""Other names the built-in losses answer to (the class names and any case already match)."""
+
+
 @hookimpl
 def manyview_register_losses(register: Any) -> None:
-    register_all(register, BUILTIN_LOSSES)
+    for name, (factory, summary) in BUILTIN_LOSSES.items():
+        register(name, factory, summary=summary, aliases=ALIASES.get(name, ()))

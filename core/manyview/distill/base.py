@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from manyview.distill.reduction import masked_mean
-from manyview.losses.base import compute_dtype
+from manyview.losses.base import NonFiniteInputError, check_device, compute_dtype
+from manyview.losses.keywords import check_call_keywords
 
 
 def check_tensor(x: Any, name: str, who: str, *, min_dim: int = 1, max_dim: int = 3) -> Tensor:
@@ -31,8 +32,9 @@ def check_tensor(x: Any, name: str, who: str, *, min_dim: int = 1, max_dim: int 
         )
     if x.numel() == 0:
         raise ValueError(f"{who}: {name} is empty (shape {tuple(x.shape)})")
+    check_device(x, who, name)
     if not torch.isfinite(x).all():
-        raise ValueError(f"{who}: {name} contains NaN or inf")
+        raise NonFiniteInputError(f"{who}: {name} contains NaN or inf")
     return x
 
 
@@ -91,6 +93,7 @@ class DistillationLoss(nn.Module):
         self, views: Tensor, *, targets: Any = None, labels: Tensor | None = None, **kwargs: Any
     ) -> Tensor:
         who = self.loss_name
+        check_call_keywords(self, {"targets": targets, "labels": labels, **kwargs}, who)
         lo, hi = min(self.student_dims), max(self.student_dims)
         student = check_tensor(views, "the student output", who, min_dim=lo, max_dim=hi)
         if student.dim() not in self.student_dims:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.distill.base import DistillationLoss, check_targets
-from manyview.options import check_ints, check_positive
+from manyview.losses.base import check_temperature
+from manyview.options import check_allocation, check_ints
 
 
 class CRD(DistillationLoss):
@@ -92,7 +93,7 @@ class CRD(DistillationLoss):
     ) -> None:
         super().__init__()
         who = "CRD"
-        self.temperature = check_positive(temperature, "temperature", who)
+        self.temperature = check_temperature(temperature, "temperature", who)
         given = {
             "student_dim": student_dim,
             "teacher_dim": teacher_dim,
@@ -116,6 +117,9 @@ class CRD(DistillationLoss):
         self.num_negatives = 0 if num_samples is None else min(num_negatives, num_samples - 1)
         self.memory: Tensor | None
         if num_samples is not None:
+            check_allocation(
+                num_samples * embed_dim, 4, f"a memory bank of num_samples={num_samples}", who
+            )
             self.register_buffer("memory", F.normalize(torch.randn(num_samples, embed_dim), dim=1))
         else:
             self.memory = None

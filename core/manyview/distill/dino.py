@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from manyview.distill.base import DistillationLoss, check_targets
+from manyview.losses.base import check_temperature
 from manyview.options import check_fraction, check_int, check_positive
 
 
@@ -89,8 +90,12 @@ class DINOLoss(DistillationLoss):
         self.out_dim = check_int(out_dim, "out_dim", who)
         num_global = check_int(num_global, "num_global", who)
         center_momentum = check_fraction(center_momentum, "center_momentum", who)
-        self.student_temperature = check_positive(student_temperature, "student_temperature", who)
-        self.teacher_temperature = check_positive(teacher_temperature, "teacher_temperature", who)
+        self.student_temperature = check_temperature(
+            student_temperature, "student_temperature", who
+        )
+        self.teacher_temperature = check_temperature(
+            teacher_temperature, "teacher_temperature", who
+        )
         self.teacher_temperature_warmup = self._check_warmup(teacher_temperature_warmup)
         self.center_momentum = center_momentum
         self.num_global = num_global

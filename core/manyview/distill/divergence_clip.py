@@ -43,7 +43,8 @@ class DivergenceClip(DistillationLoss):
     the soft term, so a KD base must have ``alpha=1`` (add a hard-label term separately).
 
     Args:
-        base: a registered loss name (default ``"kd"``) created with ``base_kwargs``, or a loss
+        base: a registered loss name (default ``"manyview:kd"``, the built-in KD) created with
+            ``base_kwargs``, or a loss
             module with ``per_item(student, targets, mask=None, **kw)`` and
             ``reduce(values, mask=None, weights=None)`` (``kd``, ``feature``,
             ``token_contrast``).
@@ -65,7 +66,7 @@ class DivergenceClip(DistillationLoss):
 
     def __init__(
         self,
-        base: str | nn.Module = "kd",
+        base: str | nn.Module = "manyview:kd",
         *,
         base_kwargs: Mapping[str, Any] | None = None,
         kappa: float = 10.0,

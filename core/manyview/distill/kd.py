@@ -11,7 +11,8 @@ from torch import Tensor
 from manyview.distill.base import PerItemLoss
 from manyview.distill.divergences import DIVERGENCES, divergence
 from manyview.distill.reduction import check_mask, masked_mean, zero_masked
-from manyview.options import check_fraction, check_positive
+from manyview.losses.base import check_temperature
+from manyview.options import check_fraction
 
 
 class KD(PerItemLoss):
@@ -70,7 +71,7 @@ class KD(PerItemLoss):
         jsd_alpha: float = 0.5,
     ) -> None:
         super().__init__()
-        self.temperature = check_positive(temperature, "temperature", "KD")
+        self.temperature = check_temperature(temperature, "temperature", "KD")
         self.alpha = check_fraction(alpha, "alpha (the soft term's weight)", "KD")
         if divergence not in DIVERGENCES:
             raise ValueError(

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from manyview.distill.base import DistillationLoss, as_target_list
 from manyview.distill.reduction import check_mask
-from manyview.options import check_positive
+from manyview.losses.base import check_temperature
 
 
 class ScoreKD(DistillationLoss):
@@ -51,10 +51,10 @@ class ScoreKD(DistillationLoss):
 
     def __init__(self, student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
         super().__init__()
-        self.student_temperature = check_positive(
+        self.student_temperature = check_temperature(
             student_temperature, "student_temperature", "ScoreKD"
         )
-        self.teacher_temperature = check_positive(
+        self.teacher_temperature = check_temperature(
             teacher_temperature, "teacher_temperature", "ScoreKD"
         )
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from manyview.distill.base import DistillationLoss, check_tensor
-from manyview.losses.base import check_labels
-from manyview.options import check_int, check_positive
+from manyview.losses.base import check_labels, check_temperature
+from manyview.options import check_int
 
 __all__ = ["SLALoss", "aggregate", "decode_joint_labels", "joint_labels", "single"]
 
@@ -120,7 +120,7 @@ class SLALoss(DistillationLoss):
         super().__init__()
         who = self.loss_name
         self.num_transforms = check_int(num_transforms, "num_transforms", who)
-        self.temperature = check_positive(temperature, "temperature", who)
+        self.temperature = check_temperature(temperature, "temperature", who)
         self.large_loss = bool(large_loss)
         self.aggregate_ce = bool(aggregate_ce)
 

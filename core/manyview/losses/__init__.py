@@ -1,12 +1,19 @@
 """manyview's losses. Build them by name with ``manyview.create("loss", name, ...)``, or
 import the classes from here."""
 
-from manyview.losses.base import MultiViewLoss
+from manyview.losses.base import (
+    MultiViewLoss,
+    NonFiniteInputError,
+    check_device,
+    check_generator,
+    check_temperature,
+)
 from manyview.losses.clip import CLIPLoss
 from manyview.losses.dcl import DCL, DCLW
 from manyview.losses.dhel import DHEL, MVDHEL
 from manyview.losses.infonce import InfoNCE
 from manyview.losses.isogclr import ISogCLR
+from manyview.losses.keywords import UnexpectedInputError
 from manyview.losses.mv_infonce import MVInfoNCE
 from manyview.losses.pvc import PolyViewContrastive
 from manyview.losses.pwe import PairwiseLoss
@@ -24,9 +31,14 @@ __all__ = [
     "InfoNCE",
     "MVInfoNCE",
     "MultiViewLoss",
+    "NonFiniteInputError",
     "PairwiseLoss",
     "PolyViewContrastive",
     "SigLIPLoss",
     "SupCon",
     "SupReMix",
+    "UnexpectedInputError",
+    "check_device",
+    "check_generator",
+    "check_temperature",
 ]

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from manyview import distributed
 from manyview.losses.engine import EngineConfig, EngineOption
+from manyview.losses.keywords import check_call_keywords
 from manyview.options import check_positive
 
 Views = Tensor | Sequence[Tensor]
@@ -93,12 +94,75 @@ def as_view_tensor(
         )
     if n < min_batch:
         raise ValueError(f"{who} needs a batch of at least {min_batch} instances, got N = {n}")
+    if x.shape[2] == 0:
+        raise ValueError(
+            f"{who}: the embeddings have D = 0 features (shape {tuple(x.shape)}), so every "
+            "similarity is 0 and the loss a constant; check the encoder's output_dim"
+        )
+    check_device(x, who)
     if not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()[:5].tolist()
-        raise ValueError(
+        raise NonFiniteInputError(
             f"{who}: views contain NaN or inf (instances {bad}...); check the encoder's output"
         )
     return x
+
+
+class NonFiniteInputError(ValueError):
+    """A loss's input (views, a student output, teacher targets) holds NaN or inf: the
+    encoder or the teacher diverged, not the loss's settings."""
+
+
+def check_device(x: Tensor, who: str, what: str = "views") -> None:
+    """Refuse a tensor on the ``meta`` device (shapes without data: nothing to compute).
+
+    Raises:
+        ValueError: ``"{who}: {what}: on the 'meta' device (shapes without values); ..."``.
+    """
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{who}: {what}: on the 'meta' device (shapes without values), so there is "
+            "nothing to compute; materialise the model first (module.to_empty(device=...) and "
+            "load its weights) or pass real tensors"
+        )
+
+
+def check_generator(generator: Any, who: str) -> torch.Generator | None:
+    """``generator`` if it is ``None`` or a ``torch.Generator`` (a seed is not one).
+
+    Raises:
+        ValueError: ``"{who}: generator must be a torch.Generator or None, got int 42; pass
+            torch.Generator().manual_seed(42)"``.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    fix = (
+        f"; pass torch.Generator().manual_seed({generator})"
+        if isinstance(generator, int) and not isinstance(generator, bool)
+        else "; pass torch.Generator().manual_seed(seed), on the inputs' device"
+    )
+    raise ValueError(
+        f"{who}: generator must be a torch.Generator or None, got "
+        f"{type(generator).__name__} {generator!r}{fix}"
+    )
+
+
+def check_similarities_finite(loss: Tensor, x: Tensor, who: str, temperature: Any) -> None:
+    """After a loss on un-normalised embeddings (``normalize=False``): a non-finite value
+    from finite inputs means the similarities overflowed; say how to fix it.
+
+    Raises:
+        ValueError: naming ``normalize=True`` and a larger temperature.
+    """
+    if bool(torch.isfinite(loss).all()):
+        return
+    biggest = float(x.detach().abs().amax()) if x.numel() else 0.0
+    tau = f" / temperature {temperature}" if isinstance(temperature, int | float) else ""
+    raise ValueError(
+        f"{who}: the loss is not finite with normalize=False: the similarities of these "
+        f"embeddings (largest |entry| {biggest:.3g}){tau} overflow; use normalize=True, a "
+        "larger temperature, or smaller embeddings"
+    )
 
 
 def check_labels(
@@ -249,6 +313,7 @@ class MultiViewLoss(nn.Module):
         **kwargs: Any,
     ) -> Tensor:
         who = self.loss_name
+        check_call_keywords(self, {"labels": labels, "index": index, **kwargs}, who)
         x = as_view_tensor(
             views,
             min_views=self.min_views,
@@ -264,11 +329,14 @@ class MultiViewLoss(nn.Module):
             labels = check_labels(labels, n, kind=self.label_kind, who=who, device=x.device)
         with torch.autocast(x.device.type, enabled=False):
             z = prepare(x, self.normalize)
-            if distributed.is_distributed():
+            if distributed.is_distributed() and distributed.get_gather_mode() != "none":
                 mode = distributed.get_gather_mode()
-                if mode != "none":
-                    return self._compute_gathered(z, mode, labels=labels, index=index, **kwargs)
-            return self.compute(z, labels=labels, index=index, **kwargs)
+                out = self._compute_gathered(z, mode, labels=labels, index=index, **kwargs)
+            else:
+                out = self.compute(z, labels=labels, index=index, **kwargs)
+        if not self.normalize:  # normalised embeddings cannot overflow (the temperature is checked)
+            check_similarities_finite(out, z, who, getattr(self, "temperature", None))
+        return out
 
     def _compute_gathered(
         self, z: Tensor, mode: str, *, labels: Tensor | None, index: Any, **kwargs: Any
@@ -385,7 +453,7 @@ class ContrastiveLoss(MultiViewLoss):
         who: str | None = None,
     ) -> None:
         super().__init__(normalize=normalize)
-        self.temperature = check_temperature(temperature)
+        self.temperature = check_temperature(temperature, who=who or self.loss_name)
         self.engine = EngineConfig.parse(engine, who or self.loss_name)
 
     def tiled(self, entries: int) -> EngineConfig | None:
@@ -394,7 +462,27 @@ class ContrastiveLoss(MultiViewLoss):
         return self.engine if self.engine.use_tiled(entries) else None
 
 
-def check_temperature(value: float, name: str = "temperature") -> float:
-    """``value`` as a float if it is a positive finite number, else a ValueError naming
-    ``name`` (:func:`manyview.options.check_positive`)."""
-    return check_positive(value, name)
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_temperature(value: float, name: str = "temperature", who: str | None = None) -> float:
+    """``value`` as a float if it is a positive finite number whose inverse is finite in
+    float32 (a smaller temperature overflows every logit to inf), else a one-line
+    ValueError naming ``name`` (:func:`manyview.options.check_positive`); ``None`` too.
+
+    Raises:
+        ValueError: ``"temperature must be a positive finite number, got None"``, or
+            ``"temperature 1e-39 is too small: 1/temperature overflows float32 ..."``.
+    """
+    prefix = f"{who}: " if who else ""
+    if value is None:
+        raise ValueError(
+            f"{prefix}{name} must be a positive finite number, got None; give one, e.g. {name}=0.1"
+        )
+    tau = check_positive(value, name, who)
+    if 1.0 / tau > _FLOAT32_MAX:
+        raise ValueError(
+            f"{prefix}{name} {tau:g} is too small: 1/{name} overflows float32 (the logits "
+            f"become inf); use a {name} of at least 1e-30 (typically 0.05 to 1)"
+        )
+    return tau

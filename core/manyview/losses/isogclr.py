@@ -17,6 +17,7 @@ from manyview.losses.engine import (
     tiled_logsumexp,
     tiled_softmax_moment,
 )
+from manyview.options import check_allocation
 
 
 class ISogCLR(MultiViewLoss):
@@ -97,6 +98,9 @@ class ISogCLR(MultiViewLoss):
             raise ValueError(
                 f"isogclr: need 0 < tau_min <= tau_init <= tau_max, got {tau_min}, {tau_init}, {tau_max}"
             )
+        check_allocation(
+            num_samples, 13, f"per-sample state for num_samples={num_samples}", "isogclr"
+        )
         self.num_samples = num_samples
         self.tau_min, self.tau_max, self.rho = float(tau_min), float(tau_max), float(rho)
         self.gamma, self.beta, self.eta, self.grad_clip = (

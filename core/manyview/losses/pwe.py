@@ -12,13 +12,15 @@ from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss
 from manyview.losses.engine import EngineConfig, EngineOption
+from manyview.registry import did_you_mean
 
 
 class PairwiseLoss(MultiViewLoss):
     """Mean of a two-view loss over all C(M, 2) view pairs.
 
     Args:
-        base: a registered loss name (default ``"infonce"``) or a loss module taking 2 views.
+        base: a registered loss name (default ``"manyview:infonce"``, the built-in InfoNCE
+            whatever other plugins register) or a loss module taking 2 views.
         normalize: L2-normalise the views first (the base then skips it).
         engine: ``"auto"`` (default), ``"dense"``, ``"tiled"`` or an
             :class:`~manyview.losses.engine.EngineConfig`, passed to a base loss built by
@@ -36,7 +38,7 @@ class PairwiseLoss(MultiViewLoss):
 
     def __init__(
         self,
-        base: str | nn.Module = "infonce",
+        base: str | nn.Module = "manyview:infonce",
         *,
         normalize: bool = True,
         engine: EngineOption = "auto",
@@ -50,6 +52,16 @@ class PairwiseLoss(MultiViewLoss):
 
             factory = manyview.entry("loss", base).load()
             params = inspect.signature(factory).parameters
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                own = ("base", "normalize", "engine")
+                for key in base_kwargs:
+                    if key not in params:
+                        raise TypeError(
+                            f"pwe: unknown option {key!r}"
+                            f"{did_you_mean(key, [*own, *params]) or '.'} pwe takes "
+                            f"{', '.join(own)} and the options of its base loss {base!r}: "
+                            f"{', '.join(params) or 'none'}"
+                        )
             if "normalize" in params:
                 base_kwargs.setdefault("normalize", False)
             if "engine" in params:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from manyview.losses.base import MultiViewLoss
+from manyview.options import check_number, check_positive
 
 
 class SigLIPLoss(MultiViewLoss):
@@ -40,8 +41,8 @@ class SigLIPLoss(MultiViewLoss):
         normalize: bool = True,
     ) -> None:
         super().__init__(normalize=normalize)
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}")
+        scale = check_positive(scale, "scale", "siglip")
+        bias = check_number(bias, "bias", "siglip")
         self.logit_scale: nn.Parameter | float
         self.logit_bias: nn.Parameter | float
         if learnable:

@@ -106,6 +106,13 @@ class SupCon(ContrastiveLoss):
                 raise ValueError(
                     f"supcon: mask must be a tensor of shape ({n}, {n}){hint}, got {shape}"
                 )
+            if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+                odd = [f"{v:.3g}" for v in mask[(mask != 0) & (mask != 1)].flatten()[:3].tolist()]
+                raise ValueError(
+                    f"supcon: mask must be binary (bool or 0/1), got values such as {', '.join(odd)}; "
+                    "SupCon does not weight positives by the mask's values (SupContrast's "
+                    "code would): pass mask > 0, or weight the instances another way"
+                )
             return mask.to(device=device, dtype=torch.bool)
         if labels is not None:
             return labels[:, None] == labels[None, :]

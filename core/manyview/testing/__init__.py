@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "check_loss_bf16": "manyview.testing.losses",
     "check_loss_dtype": "manyview.testing.losses",
     "check_loss_gradients": "manyview.testing.losses",
+    "check_loss_keywords": "manyview.testing.losses",
     "check_loss_list_input": "manyview.testing.losses",
     "check_loss_output": "manyview.testing.losses",
     "check_loss_small_temperature": "manyview.testing.losses",

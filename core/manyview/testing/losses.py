@@ -22,6 +22,7 @@ __all__ = [
     "check_loss_bf16",
     "check_loss_dtype",
     "check_loss_gradients",
+    "check_loss_keywords",
     "check_loss_list_input",
     "check_loss_output",
     "check_loss_small_temperature",
@@ -153,6 +154,37 @@ def check_loss_bad_input(loss: Any) -> None:
     _raises_value_error(lambda: _call(loss, bad, kwargs), "NaN in the views")
 
 
+def _raises_one_line(fn: Callable[[], Any], what: str, *needles: str) -> str:
+    """The one-line message of the TypeError or ValueError ``fn`` raises, holding ``needles``."""
+    try:
+        fn()
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        assert text and "\n" not in text, f"{what}: the error is not one line: {text!r}"
+        for needle in needles:
+            assert needle in text, f"{what}: the error does not say {needle!r}: {text}"
+        return text
+    raise AssertionError(f"{what}: no error was raised")
+
+
+def check_loss_keywords(loss: Any) -> None:
+    """A keyword the loss does not take is refused with a one-line error and a close match
+    (``labelz=`` -> ``labels``); a loss that does not use labels refuses ``labels=`` (rather
+    than ignoring them); every keyword its example inputs use is accepted."""
+    from manyview.losses.keywords import call_keywords
+
+    views, kwargs = _loss_inputs(loss)
+    accepted = call_keywords(loss)
+    missing = sorted(set(kwargs) - accepted)
+    assert not missing, f"the loss's example inputs use keywords it does not take: {missing}"
+    n = views.shape[0]
+    typo = {**kwargs, "labelz": torch.arange(n)}
+    _raises_one_line(lambda: _call(loss, views, typo), "an unknown keyword", "did you mean")
+    if "labels" not in accepted:
+        given = {**kwargs, "labels": torch.arange(n)}
+        _raises_one_line(lambda: _call(loss, views, given), "unused labels=", "labels=")
+
+
 def check_loss_bf16(loss: Any) -> None:
     """bf16 inputs under CPU bf16 autocast give a finite loss."""
     views, kwargs = _loss_inputs(loss, dtype=torch.bfloat16)
@@ -180,6 +212,7 @@ LOSS_CHECKS: dict[str, Callable[[Any], None]] = {
     "dtype": check_loss_dtype,
     "list_input": check_loss_list_input,
     "bad_input": check_loss_bad_input,
+    "keywords": check_loss_keywords,
     "bf16": check_loss_bf16,
 }
 
@@ -210,3 +243,6 @@ class LossContractTests:
 
     def test_bf16(self) -> None:
         check_loss_bf16(self.make())
+
+    def test_keywords(self) -> None:
+        check_loss_keywords(self.make())

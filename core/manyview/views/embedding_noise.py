@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from manyview.views.checks import check_view_call
+
 
 class EmbeddingNoise(nn.Module):
     r"""Add sign-aligned uniform noise of norm ``eps`` to each embedding:
@@ -33,6 +35,7 @@ class EmbeddingNoise(nn.Module):
     def forward(
         self, x: Tensor, *, generator: torch.Generator | None = None, force: bool = False
     ) -> Tensor:
+        check_view_call(x, generator, "embedding_noise")
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 1:
             raise ValueError(
                 f"embedding_noise: expects a float tensor (..., D), got "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from manyview.views.checks import check_view_call
+
 
 def _check(x: Tensor, who: str) -> None:
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 2:
@@ -26,6 +28,7 @@ class GaussianNoise(nn.Module):
         self.std = float(std)
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        check_view_call(x, generator, "gaussian_noise")
         _check(x, "gaussian_noise")
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + self.std * noise
@@ -48,6 +51,7 @@ class FeatureMask(nn.Module):
         self.p = float(p)
 
     def forward(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        check_view_call(x, generator, "feature_mask")
         _check(x, "feature_mask")
         keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.p
         return x * keep.to(x.dtype)
