@@ -24,13 +24,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from manyview.training.errors import CheckpointError
+
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or does not fit the run."""
 
 
 def _fsync(path: Path) -> None:

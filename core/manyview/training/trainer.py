@@ -38,14 +38,11 @@ from manyview.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from manyview.training.errors import Stopped, TrainingError
 from manyview.training.optim import build_optimizer, build_scheduler
 from manyview.training.progress import Progress
 from manyview.training.sampler import EpochBatchSampler
 from manyview.training.strategies import make_strategy
-
-
-class TrainingError(RuntimeError):
-    """Training stopped; the message says why and where the last checkpoint is."""
 
 
 class Trainer:
@@ -324,7 +321,11 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.bad_steps += 1
                 self.bad_in_row += 1
-                progress.write(f"step {self.step + 1}: the loss is not finite; the step is skipped")
+                what = self.strategy.skipped or "loss"
+                progress.write(
+                    f"step {self.step + 1}: the {what} {'are' if what == 'embeddings' else 'is'} "
+                    "not finite; the step is skipped"
+                )
             self.scheduler.step()
             self.step += 1
             if finite:
@@ -333,9 +334,12 @@ class Trainer:
                 window_loss += total / accum
                 window_steps += 1
             if self.bad_in_row >= run["max_bad_steps"]:
-                path = self.save()
+                # rank 0 writes it; the others name the same folder
+                path = self.save() or self.out / "checkpoints" / f"step-{self.step}"
+                what = self.strategy.skipped or "loss"
                 raise TrainingError(
-                    f"the loss was not finite for {self.bad_in_row} steps in a row (up to step "
+                    f"the {what} {'were' if what == 'embeddings' else 'was'} not finite for "
+                    f"{self.bad_in_row} steps in a row (up to step "
                     f"{self.step}); lower optimizer.lr, set run.grad_clip, or check the data. "
                     f"Last checkpoint: {path}"
                 )
@@ -371,7 +375,7 @@ class Trainer:
                     f"{self._stop_signal}: stopped at step {self.step}; checkpoint {path}. "
                     f"Continue with: manyview train --resume {self.out}"
                 )
-                raise KeyboardInterrupt
+                raise Stopped(f"{self._stop_signal}: stopped at step {self.step}")
         return metrics
 
     def _log(self, metrics: dict[str, Any], progress: Progress) -> None:
