@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,14 +115,24 @@ class Trainer:
             raise ConfigError(f"[run] recipe: {name!r} has no trainable parameters")
         self.optimizer = build_optimizer(self.config["optimizer"], params)
         self.scheduler = build_scheduler(self.config["schedule"], self.optimizer, self.run["steps"])
-        self.sampler = EpochBatchSampler(
-            len(self.dataset),
-            self.run["batch_size"],
-            seed=self.run["seed"],
-            drop_last=self.config["data"]["drop_last"],
-            rank=self.ctx.rank,
-            world_size=self.ctx.world_size,
-        )
+        try:
+            self.sampler = EpochBatchSampler(
+                len(self.dataset),
+                self.run["batch_size"],
+                seed=self.run["seed"],
+                drop_last=self.config["data"]["drop_last"],
+                rank=self.ctx.rank,
+                world_size=self.ctx.world_size,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[run] batch_size = {self.run['batch_size']}: {exc}") from None
+        if self.sampler.merged_tail and self.ctx.is_main:
+            tail = self.sampler.merged_tail
+            print(
+                f"note: data.drop_last = false leaves a last batch of {tail} sample(s) per "
+                "epoch, too few for the losses; it is merged into the batch before it",
+                file=sys.stderr,
+            )
         # the views draw on the batch's device, so their generator lives there too
         self.generator = torch.Generator(device=self.device).manual_seed(
             self.run["seed"] * 7919 + self.ctx.rank + 1

@@ -77,3 +77,37 @@ def test_diverging_embeddings_never_reach_the_loss(tiny_config, tmp_path, monkey
     trainer.fit()
     assert trainer.bad_steps == 3 and trainer.strategy.skipped == "embeddings"
     assert seen == [True]  # step 1 only
+
+
+# ------------------------------------------------------------------ data.drop_last = false
+
+
+def test_the_sampler_merges_a_too_small_tail_into_the_batch_before():
+    from manyview.training.sampler import EpochBatchSampler
+
+    sampler = EpochBatchSampler(10, 3, drop_last=False)  # 3 + 3 + 3 + 1
+    assert sampler.merged_tail == 1 and sampler.batches_per_epoch() == 3
+    batches = [b for _, b in zip(range(3), iter(sampler), strict=False)]
+    assert [len(b) for b in batches] == [3, 3, 4]
+    assert sorted(i for b in batches for i in b) == list(range(10))  # every sample once
+    kept = EpochBatchSampler(11, 3, drop_last=False)  # a tail of 2 is a batch of its own
+    assert kept.merged_tail == 0 and kept.batches_per_epoch() == 4
+    two = EpochBatchSampler(13, 2, drop_last=False, rank=1, world_size=2)  # tail 1 < 2 ranks·2
+    assert two.merged_tail == 1 and two.batches_per_epoch() == 3
+
+
+def test_drop_last_false_with_a_tail_of_one_trains_through_it(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    # 256 samples in batches of 17: 15 full batches and a tail of 1, the 16th step
+    sets = ["data.drop_last=false", "run.batch_size=17", "run.steps=17", "run.log_every=1"]
+    argv = ["train", str(tiny_config(steps=17)), "--out", str(out)]
+    assert main([*argv, *(x for s in sets for x in ("--set", s))]) == 0
+    err = capsys.readouterr().err
+    assert err.count("merged into the batch before it") == 1 and "Traceback" not in err
+
+
+def test_a_batch_larger_than_the_dataset_is_one_line(tiny_config, tmp_path, capsys):
+    argv = ["train", str(tiny_config()), "--out", str(tmp_path / "run")]
+    assert main([*argv, "--set", "run.batch_size=1000"]) == 2
+    line = _one_line_error(capsys)
+    assert "run] batch_size = 1000" in line and "at most 256" in line
