@@ -6,6 +6,8 @@ torch is still importing, a configuration file that is not UTF-8) in one line.
 
 from __future__ import annotations
 
+from manyview.config import ConfigError
+
 __all__ = ["CheckpointError", "RunDirError", "Stopped", "TrainingError", "one_line"]
 
 
@@ -17,8 +19,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or does not fit the run."""
 
 
-class RunDirError(TrainingError):
-    """The run directory (``--out``) cannot be used; the message names the path and the fix."""
+class RunDirError(ConfigError):
+    """The run directory (``--out``) cannot be used; the message names the path and the fix
+    (a usage error, like a bad configuration: nothing was trained)."""
 
 
 def one_line(exc: BaseException) -> str:
