@@ -3,6 +3,8 @@ stderr that names the problem and the fix, never a traceback."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from manyview.cli import main
@@ -111,3 +113,215 @@ def test_a_batch_larger_than_the_dataset_is_one_line(tiny_config, tmp_path, caps
     assert main([*argv, "--set", "run.batch_size=1000"]) == 2
     line = _one_line_error(capsys)
     assert "run] batch_size = 1000" in line and "at most 256" in line
+
+
+# ------------------------------------------------------------------ run folders
+
+
+def _train(argv, capsys):
+    code = main(["train", *argv])
+    return code, capsys.readouterr().err
+
+
+def test_a_new_run_refuses_a_folder_whose_run_died_before_its_first_checkpoint(
+    tiny_config, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.toml").write_text("# an earlier run's\n")
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    assert main(["train", str(tiny_config(steps=2)), "--out", str(out)]) == 2
+    line = _one_line_error(capsys)
+    assert "already holds a run" in line and f"--resume {out}" in line
+    assert (out / "metrics.jsonl").read_text() == '{"step": 1, "loss": 1.0}\n'  # untouched
+    assert (out / "config.toml").read_text() == "# an earlier run's\n"
+
+
+def test_resume_restarts_a_run_that_died_before_its_first_checkpoint(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config(steps=4, every=4)), "--out", str(out)]) == 0
+    import shutil
+
+    shutil.rmtree(out / "checkpoints")  # as if killed before step 4's checkpoint
+    (out / "metrics.jsonl").write_text('{"step": 2, "loss": 9.0}\n')
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "starts again from step 0" in capsys.readouterr().err
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]  # one run's lines only
+
+
+def _out_is_a_file(tmp):
+    (tmp / "run").write_text("x")
+    return tmp / "run"
+
+
+def _parent_is_a_file(tmp):
+    (tmp / "f").write_text("x")
+    return tmp / "f" / "run"
+
+
+def _metrics_is_a_folder(tmp):
+    (tmp / "run" / "metrics.jsonl").mkdir(parents=True)
+    return tmp / "run"
+
+
+def _checkpoints_is_a_file(tmp):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "checkpoints").write_text("")
+    return tmp / "run"
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (_out_is_a_file, "is a file, not a folder"),
+        (_parent_is_a_file, "is a file, not a folder"),
+        (_metrics_is_a_folder, "should be a file"),
+        (_checkpoints_is_a_file, "should be a folder"),
+    ],
+    ids=["out-is-a-file", "parent-is-a-file", "metrics-is-a-folder", "checkpoints-is-a-file"],
+)
+def test_bad_output_folders_are_one_line_before_training(
+    tiny_config, tmp_path, capsys, make, expected
+):
+    out = make(tmp_path)
+    assert main(["train", str(tiny_config(steps=2)), "--out", str(out)]) == 2
+    line = _one_line_error(capsys)
+    assert (expected in line and "--out" in line) or "move it away" in line
+
+
+def test_a_read_only_out_is_one_line(tiny_config, tmp_path, capsys, monkeypatch):
+    import manyview.training.rundir as rundir
+
+    monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)  # as a non-root user
+    assert main(["train", str(tiny_config(steps=2)), "--out", str(tmp_path / "run")]) == 2
+    assert "is not writable" in _one_line_error(capsys)
+
+
+def test_checkpoints_last_of_the_wrong_type_is_one_line(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config(steps=4, every=4)), "--out", str(out)]) == 0
+    last = out / "checkpoints" / "last"
+    last.unlink()
+    last.mkdir()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "should be a link" in _one_line_error(capsys)
+
+
+def test_an_oserror_during_training_is_one_line_naming_the_last_checkpoint(
+    tiny_config, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "run"
+    config = load_config(tiny_config(steps=8, every=2))
+    trainer = Trainer(config, out, progress=False)
+    log = Trainer._log
+
+    def failing(self, metrics, progress):
+        if self.step >= 6:
+            raise OSError(28, "No space left on device", str(out / "metrics.jsonl"))
+        log(self, metrics, progress)
+
+    monkeypatch.setattr(Trainer, "_log", failing)
+    from manyview.training.errors import TrainingError
+
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "No space left on device" in message and "metrics.jsonl" in message
+    assert "last checkpoint kept is" in message and "step-4" in message
+    assert "\n" not in message
+
+
+# ------------------------------------------------------------------ resume
+
+
+@pytest.fixture
+def finished(tiny_config, tmp_path, capsys):
+    """A finished 4-step run with checkpoints at steps 2 and 4."""
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config(steps=4, every=2)), "--out", str(out)]) == 0
+    capsys.readouterr()
+    return out
+
+
+def test_resuming_a_finished_run_says_so(finished, capsys):
+    assert main(["train", "--resume", str(finished)]) == 0
+    err = capsys.readouterr().err
+    assert "has already finished (step 4 of 4)" in err and "manyview bench" in err
+
+
+def test_resuming_with_a_changed_model_is_one_line(finished, capsys):
+    argv = ["--resume", str(finished), "--set", "modalities.a.encoder_options.hidden_dim=24"]
+    code, err = _train(argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    line = next(x for x in err.splitlines() if x.startswith("manyview"))
+    assert "does not fit this run's recipe" in line and "another --out" in line
+
+
+def test_resuming_with_a_changed_config_warns(finished, capsys):
+    argv = ["--resume", str(finished), "--set", "run.steps=6", "--set", "run.seed=4"]
+    code, err = _train(argv, capsys)
+    assert code == 0, err
+    assert "changed configuration" in err and "run.seed: 3 -> 4" in err
+    assert "no longer an exact continuation" in err
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(finished, capsys):
+    (finished / "checkpoints" / "step-4" / "state.pt").write_bytes(b"not a checkpoint")
+    code, err = _train(["--resume", str(finished)], capsys)
+    assert code == 0, err
+    assert "cannot read checkpoint" in err and "resuming from the previous checkpoint" in err
+    assert "step-2" in err and "Traceback" not in err
+
+
+def test_a_state_with_missing_keys_is_one_line_naming_the_file(finished, capsys):
+    import torch
+
+    for step in (2, 4):
+        path = finished / "checkpoints" / f"step-{step}" / "state.pt"
+        state = torch.load(path, weights_only=True)
+        del state["batches_consumed"]
+        torch.save(state, path)
+    code, err = _train(["--resume", str(finished), "--set", "run.steps=6"], capsys)
+    assert code == 1 and "Traceback" not in err
+    line = next(x for x in err.splitlines() if x.startswith("manyview"))
+    assert "step-4/state.pt lacks 'batches_consumed'" in line
+
+
+def test_an_incomplete_step_folder_is_removed_on_resume(finished, capsys):
+    (finished / "checkpoints" / "step-1").mkdir()  # cut while being pruned by kill -9
+    (finished / "checkpoints" / ".trash-step-0-1").mkdir()
+    code, err = _train(["--resume", str(finished), "--set", "run.steps=6"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in (finished / "checkpoints").iterdir())
+    assert names == ["last", "step-4", "step-6"]
+
+
+def test_pruning_never_leaves_a_half_removed_step_folder(tmp_path, monkeypatch):
+    """A kill during pruning leaves a ``.trash-*`` folder (removed later), never a
+    ``step-K/`` without its files."""
+    import shutil
+    import types
+
+    import torch
+
+    from manyview.training import checkpoint
+
+    root = tmp_path / "ckpt"
+    weights = {"w": torch.zeros(2)}
+    for step in (1, 2):
+        checkpoint.save_checkpoint(root, step, weights, {"step": step}, keep=2)
+
+    def killed(path, ignore_errors=False):
+        raise KeyboardInterrupt  # as if killed in the middle of rmtree
+
+    monkeypatch.setattr(checkpoint, "shutil", types.SimpleNamespace(rmtree=killed))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(root, 3, weights, {"step": 3}, keep=2)
+    monkeypatch.setattr(checkpoint, "shutil", shutil)
+    assert not (root / "step-1").exists()
+    assert [p.name for p in checkpoint.list_checkpoints(root)] == ["step-2", "step-3"]
+    assert checkpoint.clean_partial(root)  # removes the .trash-step-1-* folder
+    assert sorted(p.name for p in root.iterdir()) == ["last", "step-2", "step-3"]
