@@ -98,7 +98,35 @@ def _leave_process_group() -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from manyview.config import ConfigError, load_config
+    """``manyview train``: every failure is one line on stderr (exit 2 for a bad
+    configuration or command line, 1 for a run that stopped, 130 for Ctrl-C)."""
+    from manyview.config import ConfigError
+    from manyview.training.errors import CheckpointError, Stopped, TrainingError, one_line
+
+    try:
+        return _train(args)
+    except ConfigError as exc:
+        print(f"manyview train: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except (TrainingError, CheckpointError) as exc:
+        print(f"manyview train: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"manyview train: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except Stopped:  # the trainer saved a checkpoint and said so
+        return 130
+    except KeyboardInterrupt:
+        print("manyview train: interrupted (Ctrl-C) before training started", file=sys.stderr)
+        return 130
+    finally:
+        _leave_process_group()
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from manyview.config import load_config
 
     if args.config is None and args.resume is None:
         print("manyview train: give a CONFIG.toml, or --resume DIR", file=sys.stderr)
@@ -112,8 +140,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        from pathlib import Path
-
         saved = Path(args.resume) / "config.toml"
         if config_path is None:
             if not saved.is_file():
@@ -124,27 +150,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config_path = str(saved)
     if out is None:  # a fresh directory per run: nothing is ever overwritten
         import time
-        from pathlib import Path
 
         out = str(Path("runs") / f"{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     from manyview.configs import resolve
 
-    try:
-        config = load_config(resolve(config_path), args.set)
-        from manyview.training.checkpoint import CheckpointError
-        from manyview.training.trainer import Trainer, TrainingError
+    config = load_config(resolve(config_path), args.set)
+    from manyview.training.trainer import Trainer
 
-        metrics = Trainer(config, out, resume=args.resume is not None).fit()
-    except ConfigError as exc:
-        print(f"manyview train: {exc}", file=sys.stderr)
-        return 2
-    except (TrainingError, CheckpointError) as exc:
-        print(f"manyview train: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        _leave_process_group()
+    metrics = Trainer(config, out, resume=args.resume is not None).fit()
     import os
 
     if metrics and os.environ.get("RANK", "0") == "0":  # once, under torchrun
@@ -325,7 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C at any moment: one line, the shell's 130
+        print(f"manyview {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

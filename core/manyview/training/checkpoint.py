@@ -24,13 +24,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from manyview.training.errors import CheckpointError
+
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or does not fit the run."""
 
 
 def _fsync(path: Path) -> None:
@@ -77,8 +75,21 @@ def save_checkpoint(
     os.replace(link_tmp, root / "last")
     _fsync(root)
     for old in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
+    clean_partial(root)
     return final
+
+
+def _remove(step_dir: Path) -> None:
+    """Remove a step directory: renamed away first (atomic), so that a kill in the middle
+    never leaves a half-removed ``step-K/`` (a ``.trash-*`` folder that
+    :func:`clean_partial` removes)."""
+    trash = step_dir.with_name(f".trash-{step_dir.name}-{os.getpid()}")
+    try:
+        os.replace(step_dir, trash)
+    except OSError:
+        trash = step_dir
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _unshare(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -110,16 +121,26 @@ def list_checkpoints(root: str | Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def clean_partial(root: str | Path) -> None:
-    """Remove temporary directories left by a run killed while writing a checkpoint."""
+def clean_partial(root: str | Path) -> list[Path]:
+    """Remove what a run killed at the wrong moment leaves: temporary directories of a
+    checkpoint being written or removed, and ``step-K/`` directories that lack one of their
+    files (cut while being pruned). Returns what was removed."""
     root = Path(root)
-    if root.is_dir():
-        for child in root.iterdir():
-            if child.name.startswith(".step-") or child.name.startswith(".last-"):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    complete = set(list_checkpoints(root))
+    for child in root.iterdir():
+        partial = child.name.startswith((".step-", ".last-", ".trash-"))
+        broken = STEP_DIR.match(child.name) and child.is_dir() and child not in complete
+        if not (partial or broken):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+        removed.append(child)
+    return removed
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -132,8 +153,25 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """(model weights, state) of one checkpoint directory; loading runs no pickled code."""
+def candidates(root: str | Path) -> list[Path]:
+    """Complete checkpoints to resume from, best first: ``last``'s target, then the others
+    newest first (a resume falls back along this list when one cannot be read)."""
+    found = list(reversed(list_checkpoints(root)))
+    newest = latest_checkpoint(root)
+    if newest is not None and newest in found:
+        found.remove(newest)
+    return ([newest] if newest is not None else []) + found
+
+
+def load_checkpoint(
+    path: str | Path, *, required: tuple[str, ...] = ()
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(model weights, state) of one checkpoint directory; loading runs no pickled code.
+
+    Raises:
+        CheckpointError: a file is missing or cannot be read, or ``state.pt`` is not a dict
+            holding every key in ``required``.
+    """
     path = Path(path)
     try:
         model = load_file(str(path / MODEL_FILE))
@@ -143,9 +181,18 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
             f"{path} is not a complete checkpoint: {exc.filename} is missing"
         ) from None
     except Exception as exc:
+        first = " ".join(str(exc).split())[:200]
         raise CheckpointError(
-            f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}"
+            f"cannot read checkpoint {path}: {type(exc).__name__}: {first}"
         ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path / STATE_FILE} is not a dict (got {type(state).__name__})")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path / STATE_FILE} lacks {', '.join(map(repr, missing))}: it was not written by "
+            "this version of manyview's trainer, or it is damaged"
+        )
     return model, state
 
 

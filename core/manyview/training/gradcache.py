@@ -37,7 +37,13 @@ __all__ = ["GradCache", "NonFiniteLossError"]
 
 
 class NonFiniteLossError(ValueError):
-    """The loss was NaN or infinite (on some rank): nothing was backpropagated."""
+    """The loss, or the representations it would be computed from, was NaN or infinite (on
+    some rank): nothing was backpropagated. ``embeddings`` is true when the representations
+    were (the loss was then not computed)."""
+
+    def __init__(self, message: str, *, embeddings: bool = False) -> None:
+        super().__init__(message)
+        self.embeddings = embeddings
 
 
 Encoder = Callable[[Any], Tensor]
@@ -418,6 +424,16 @@ class GradCache:
             del saved
         reps = [torch.cat(c) if len(c) > 1 else c[0] for c in chunks]
         del chunks
+        # a diverging encoder: stop before the loss sees NaN (every rank takes part)
+        finite = all(bool(torch.isfinite(r).all()) for r in reps)
+        if not distributed.all_ranks_true(finite):
+            where = "here" if not finite else "on another rank"
+            raise NonFiniteLossError(
+                f"GradCache: the encoders' representations are not finite ({where}); nothing "
+                "was backpropagated; skip this optimizer step (every rank does) and check the "
+                "inputs or lower the learning rate",
+                embeddings=True,
+            )
 
         # 2. the loss on the detached representations; backward fills the cache
         with torch.enable_grad():

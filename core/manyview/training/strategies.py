@@ -14,8 +14,12 @@ The trainer picks one from the configuration (``docs/architecture.md``, "Step st
   to every rank before each forward (as DDP does), and the gradients are averaged by hand.
 
 Each strategy's :meth:`~StepStrategy.run` returns the step's output with the gradients in
-``.grad``, or ``None`` when the loss was not finite on some rank (nothing was
-backpropagated on any rank).
+``.grad``, or ``None`` when the embeddings or the loss were not finite on some rank
+(nothing was backpropagated on any rank; :attr:`StepStrategy.skipped` says which). The
+embeddings of an :class:`~manyview.recipes.EmbedRecipe` are checked before its objective
+runs, so a diverging encoder is a skipped step, never an error from inside a loss. Every
+rank takes part in each check (the flag is reduced across ranks), so no rank waits for
+another that skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ from manyview import distributed
 from manyview.config import ConfigError
 from manyview.recipes.base import EmbedRecipe, Recipe, StepOutput
 
-__all__ = ["DDPStep", "GradCacheStep", "PlainStep", "StepStrategy", "make_strategy"]
+__all__ = [
+    "DDPStep",
+    "GradCacheStep",
+    "PlainStep",
+    "StepStrategy",
+    "checked_step",
+    "finite_on_all_ranks",
+    "make_strategy",
+]
 
 
 class StepStrategy:
@@ -41,6 +53,8 @@ class StepStrategy:
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
+        #: what was not finite in the last skipped step: "embeddings" or "loss"
+        self.skipped: str | None = None
 
     def run(
         self, batch: Mapping[str, Any], generator: torch.Generator, scale: float
@@ -50,23 +64,57 @@ class StepStrategy:
     def before_optimizer_step(self) -> None:
         """Called once per optimizer step, after every accumulated ``run``."""
 
-    @staticmethod
-    def _backward(out: StepOutput, scale: float) -> StepOutput | None:
+    def _backward(self, out: StepOutput | None, scale: float) -> StepOutput | None:
+        if out is None:  # the embeddings were not finite (on some rank)
+            self.skipped = "embeddings"
+            return None
         loss = out.loss * scale
         # every rank must agree, or DDP's gradient all-reduce would wait forever
         if not distributed.all_ranks_true(bool(torch.isfinite(loss))):
+            self.skipped = "loss"
             return None
+        self.skipped = None
         loss.backward()
         return out
 
 
+def finite_on_all_ranks(z: Tensor) -> bool:
+    """Whether ``z`` is finite on every rank (a collective under torchrun: every rank must
+    call it at the same point of the step)."""
+    return distributed.all_ranks_true(bool(torch.isfinite(z.detach()).all()))
+
+
+def checked_step(
+    recipe: Recipe, batch: Mapping[str, Any], generator: torch.Generator
+) -> StepOutput | None:
+    """The recipe's step, or ``None`` when its embeddings are not finite on some rank.
+
+    An :class:`~manyview.recipes.EmbedRecipe` that keeps the default ``step`` runs as its
+    three parts with the embeddings checked before ``objective`` (the same calls, so the
+    same numbers); any other recipe's ``step`` runs as it is and its output's embeddings,
+    when given, are checked after it."""
+    if isinstance(recipe, EmbedRecipe) and type(recipe).step is EmbedRecipe.step:
+        views = recipe.draw(batch, generator)
+        z = recipe.embed_views(views)
+        if not finite_on_all_ranks(z):
+            return None
+        out = recipe.objective(z, batch, views)
+        if out.embeddings is None:
+            out.embeddings = z.detach()
+        return out
+    out = recipe.step(batch, generator)
+    if out.embeddings is not None and not finite_on_all_ranks(out.embeddings):
+        return None
+    return out
+
+
 class PlainStep(StepStrategy):
-    """``recipe.step``, then ``backward()``."""
+    """``recipe.step`` (embeddings checked, :func:`checked_step`), then ``backward()``."""
 
     def run(
         self, batch: Mapping[str, Any], generator: torch.Generator, scale: float
     ) -> StepOutput | None:
-        return self._backward(self.recipe.step(batch, generator), scale)
+        return self._backward(checked_step(self.recipe, batch, generator), scale)
 
 
 class _StepModule(nn.Module):
@@ -77,7 +125,7 @@ class _StepModule(nn.Module):
         self.recipe = recipe
 
     def forward(self, batch: Any, generator: torch.Generator) -> Any:
-        return self.recipe.step(batch, generator)
+        return checked_step(self.recipe, batch, generator)
 
 
 class DDPStep(StepStrategy):
@@ -161,8 +209,10 @@ class GradCacheStep(StepStrategy):
         cache = GradCache(self.tower, loss_fn, chunk_size=self.chunk_size)
         try:
             value = cache.step([{str(i): v for i, v in enumerate(views)}])
-        except NonFiniteLossError:  # checked on every rank: nothing was backpropagated
+        except NonFiniteLossError as exc:  # checked on every rank: nothing was backpropagated
+            self.skipped = "embeddings" if exc.embeddings else "loss"
             return None
+        self.skipped = None
         out = seen["out"]
         return StepOutput(value / scale, out.components, out.embeddings)
 

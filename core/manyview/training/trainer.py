@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ from manyview.recipes.base import Recipe
 from manyview.runs import seed_all
 from manyview.training.checkpoint import (
     CheckpointError,
+    candidates,
     clean_partial,
     latest_checkpoint,
     load_checkpoint,
@@ -38,14 +41,24 @@ from manyview.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from manyview.training.errors import RunDirError, Stopped, TrainingError
 from manyview.training.optim import build_optimizer, build_scheduler
 from manyview.training.progress import Progress
+from manyview.training.rundir import check_run_dir, holds_a_run
 from manyview.training.sampler import EpochBatchSampler
 from manyview.training.strategies import make_strategy
 
-
-class TrainingError(RuntimeError):
-    """Training stopped; the message says why and where the last checkpoint is."""
+# what a checkpoint's state.pt must hold (Trainer.state)
+STATE_KEYS = (
+    "step",
+    "batches_consumed",
+    "bad_steps",
+    "bad_in_row",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "recipe",
+)
 
 
 class Trainer:
@@ -117,14 +130,24 @@ class Trainer:
             raise ConfigError(f"[run] recipe: {name!r} has no trainable parameters")
         self.optimizer = build_optimizer(self.config["optimizer"], params)
         self.scheduler = build_scheduler(self.config["schedule"], self.optimizer, self.run["steps"])
-        self.sampler = EpochBatchSampler(
-            len(self.dataset),
-            self.run["batch_size"],
-            seed=self.run["seed"],
-            drop_last=self.config["data"]["drop_last"],
-            rank=self.ctx.rank,
-            world_size=self.ctx.world_size,
-        )
+        try:
+            self.sampler = EpochBatchSampler(
+                len(self.dataset),
+                self.run["batch_size"],
+                seed=self.run["seed"],
+                drop_last=self.config["data"]["drop_last"],
+                rank=self.ctx.rank,
+                world_size=self.ctx.world_size,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[run] batch_size = {self.run['batch_size']}: {exc}") from None
+        if self.sampler.merged_tail and self.ctx.is_main:
+            tail = self.sampler.merged_tail
+            print(
+                f"note: data.drop_last = false leaves a last batch of {tail} sample(s) per "
+                "epoch, too few for the losses; it is merged into the batch before it",
+                file=sys.stderr,
+            )
         # the views draw on the batch's device, so their generator lives there too
         self.generator = torch.Generator(device=self.device).manual_seed(
             self.run["seed"] * 7919 + self.ctx.rank + 1
@@ -174,31 +197,95 @@ class Trainer:
         return path
 
     def _restore(self) -> None:
+        """Load the newest readable checkpoint (falling back to an older one, saying so), or
+        restart a run that died before its first checkpoint from step 0."""
         root = self.out / "checkpoints"
-        clean_partial(root)
-        found = latest_checkpoint(root)
-        if found is None:
-            raise CheckpointError(f"no checkpoint to resume in {root}")
-        weights, state = load_checkpoint(found)
-        if "recipe" not in state:
-            raise CheckpointError(
-                f"{found} was written by an older manyview (its state.pt has no 'recipe'); "
-                "start a new run"
+        if self.ctx.is_main:
+            for path in clean_partial(root):
+                self._note(f"removed {path}, left by a run killed while writing or pruning")
+        found = candidates(root)
+        if not found:
+            if not holds_a_run(self.out):
+                raise CheckpointError(
+                    f"{self.out} holds no run to resume; start it without --resume"
+                )
+            self._note(
+                f"{self.out} has no checkpoint (its run stopped before the first): it "
+                "starts again from step 0"
             )
+            if self.ctx.is_main:
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
+                shutil.rmtree(self.out / "tensorboard", ignore_errors=True)
+            return
+        errors = []
+        for path in found:
+            try:
+                weights, state = load_checkpoint(path, required=STATE_KEYS)
+            except CheckpointError as exc:
+                errors.append(exc)
+                continue
+            if errors:
+                self._note(f"{errors[0]}; resuming from the previous checkpoint, {path}")
+            break
+        else:
+            raise errors[0]
         full = {**{f"model.{k}": v for k, v in weights.items()}, **state["recipe"]}
-        missing, unexpected = self.recipe.load_state_dict(full, strict=False)
+        try:
+            missing, unexpected = self.recipe.load_state_dict(full, strict=False)
+        except RuntimeError as exc:  # a tensor of another shape
+            first = " ".join(str(exc).split(":", 1)[-1].split())[:240]
+            raise CheckpointError(
+                f"{path} does not fit this run's recipe ({first}); resume with the "
+                "configuration it was written with, or start a new run with another --out"
+            ) from None
         if missing or unexpected:
             raise CheckpointError(
-                f"{found} does not fit this run's recipe (missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}); was the configuration changed?"
+                f"{path} does not fit this run's recipe (missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}); resume with the configuration it was written with, or "
+                "start a new run with another --out"
             )
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], self.generator)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"], self.generator)
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path / 'state.pt'}: its optimizer, schedule or random state does not fit "
+                f"this run ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); was "
+                "[optimizer] changed? Start a new run with another --out"
+            ) from None
         self.step = int(state["step"])
         self.batches_consumed = int(state["batches_consumed"])
         self.bad_steps, self.bad_in_row = int(state["bad_steps"]), int(state["bad_in_row"])
         self._truncate_metrics()
+
+    def _note(self, text: str) -> None:
+        """One line on stderr, from the main rank."""
+        if self.ctx.is_main:
+            print(f"note: {text}", file=sys.stderr)
+
+    def _warn_changed_config(self) -> None:
+        """On resume, say which keys differ from the run's saved config.toml: the run is then
+        no longer an exact continuation."""
+        saved_path = self.out / "config.toml"
+        if not self.ctx.is_main or not saved_path.is_file():
+            return
+        import tomllib
+
+        try:
+            saved = tomllib.loads(saved_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            return
+        now = tomllib.loads(dump_config(self.config))
+        changed = _differences(saved, now)
+        if changed:
+            shown = "; ".join(changed[:4]) + (
+                f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
+            )
+            self._note(
+                f"resuming {self.out} with a changed configuration ({shown}): the run is no "
+                "longer an exact continuation of the one that wrote the checkpoint"
+            )
 
     def _truncate_metrics(self) -> None:
         """Drop log lines of steps after the checkpoint (they will be logged again)."""
@@ -253,21 +340,30 @@ class Trainer:
         """Train to ``run.steps`` (or stop early at step ``until``, with a checkpoint there,
         without changing the schedule); return the last logged metrics."""
         self.until = self.run["steps"] if until is None else min(int(until), self.run["steps"])
+        if self.ctx.is_main:  # before anything is built: a bad --out costs nothing
+            check_run_dir(self.out, resume=self.resume)
         self._seed()
         self._build()
         if self.resume:
             self._restore()
-        elif (
-            self.ctx.is_main
-            and (self.out / "checkpoints").exists()
-            and latest_checkpoint(self.out / "checkpoints")
-        ):
-            raise ConfigError(
-                f"{self.out} already holds a run; pass --resume to continue it or pick another --out"
-            )
+            if self.step >= self.until:
+                self._note(
+                    f"{self.out} has already finished (step {self.step} of "
+                    f"{self.run['steps']}): nothing to train. Benchmark it with `manyview bench "
+                    f"--checkpoint {self.out}`, or train longer in a new run with another --out"
+                )
+                self._restore_determinism()
+                return {}
+            self._warn_changed_config()
         if self.ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.toml").write_text(dump_config(self.config))
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                (self.out / "config.toml").write_text(dump_config(self.config))
+            except OSError as exc:
+                raise RunDirError(
+                    f"cannot write {exc.filename or self.out}: {exc.strerror or exc}; give "
+                    "another --out"
+                ) from None
         handlers = {}
         if self.ctx.is_main:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -278,16 +374,26 @@ class Trainer:
         metrics: dict[str, Any] = {}
         try:
             metrics = self._loop(progress)
+        except OSError as exc:  # the disk filled up, a file was replaced by a folder ...
+            kept = latest_checkpoint(self.out / "checkpoints")
+            raise TrainingError(
+                f"cannot write {exc.filename or self.out} at step {self.step}: "
+                f"{exc.strerror or exc}; the last checkpoint kept is {kept}. Fix it and "
+                f"continue with `manyview train --resume {self.out}`"
+            ) from None
         finally:
             progress.close()
-            if hasattr(self, "_deterministic_before"):
-                torch.use_deterministic_algorithms(self._deterministic_before)
+            self._restore_determinism()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
             if self.writer is not None:
                 self.writer.close()
         self._hook("manyview_train_end", trainer=self)
         return metrics
+
+    def _restore_determinism(self) -> None:
+        if hasattr(self, "_deterministic_before"):
+            torch.use_deterministic_algorithms(self._deterministic_before)
 
     def _loop(self, progress: Progress) -> dict[str, Any]:
         run = self.run
@@ -325,7 +431,11 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.bad_steps += 1
                 self.bad_in_row += 1
-                progress.write(f"step {self.step + 1}: the loss is not finite; the step is skipped")
+                what = self.strategy.skipped or "loss"
+                progress.write(
+                    f"step {self.step + 1}: the {what} {'are' if what == 'embeddings' else 'is'} "
+                    "not finite; the step is skipped"
+                )
             self.scheduler.step()
             self.step += 1
             if finite:
@@ -334,9 +444,12 @@ class Trainer:
                 window_loss += total / accum
                 window_steps += 1
             if self.bad_in_row >= run["max_bad_steps"]:
-                path = self.save()
+                # rank 0 writes it; the others name the same folder
+                path = self.save() or self.out / "checkpoints" / f"step-{self.step}"
+                what = self.strategy.skipped or "loss"
                 raise TrainingError(
-                    f"the loss was not finite for {self.bad_in_row} steps in a row (up to step "
+                    f"the {what} {'were' if what == 'embeddings' else 'was'} not finite for "
+                    f"{self.bad_in_row} steps in a row (up to step "
                     f"{self.step}); lower optimizer.lr, set run.grad_clip, or check the data. "
                     f"Last checkpoint: {path}"
                 )
@@ -372,7 +485,7 @@ class Trainer:
                     f"{self._stop_signal}: stopped at step {self.step}; checkpoint {path}. "
                     f"Continue with: manyview train --resume {self.out}"
                 )
-                raise KeyboardInterrupt
+                raise Stopped(f"{self._stop_signal}: stopped at step {self.step}")
         return metrics
 
     def _log(self, metrics: dict[str, Any], progress: Progress) -> None:
@@ -389,6 +502,17 @@ class Trainer:
             for key, value in metrics.items():
                 if key != "step" and isinstance(value, int | float):
                     self.writer.add_scalar(key, value, self.step)
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two parsed configurations."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            out += _differences(old.get(key), new.get(key), where)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -193,3 +193,40 @@ def test_broadcast_buffers_copies_rank0s_buffers_only():
     (BatchNorm running statistics) to every rank before each forward, as DDP does."""
     logs = _run_two_ranks(["-c", _BUFFERS_SCRIPT], timeout=120)
     assert [f"OK {rank}" in log for rank, log in enumerate(logs)] == [True, True], logs
+
+
+@pytest.mark.parametrize("gradcache", [False, True], ids=["ddp", "gradcache"])
+def test_diverging_embeddings_on_two_ranks_stop_every_rank(
+    tmp_path: Path, two_modalities, gradcache
+):
+    """Every rank agrees to skip a step whose embeddings are NaN (the flag is reduced), so
+    no rank waits in an all-reduce; after max_bad_steps every rank stops with one line."""
+    config = tmp_path / "two.toml"
+    chunk = ["run.gradcache_chunk=3"] if gradcache else []
+    sets = ["run.steps=6", "run.batch_size=8", "optimizer.lr=1e30", "run.max_bad_steps=2"]
+    config.write_text(two_modalities([*sets, *chunk]))
+    out = tmp_path / "ranks"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYVIEW_")}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+    argv = [sys.executable, "-m", "manyview", "train", str(config), "--out", str(out)]
+    procs = [
+        subprocess.Popen(
+            argv,
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, (p, log) in enumerate(zip(procs, logs, strict=True)):
+        assert p.returncode == 1, f"rank {rank}:\n{log}"
+        assert "Traceback" not in log, log
+        assert "embeddings were not finite for 2 steps in a row" in log, log
+    assert (out / "checkpoints" / "step-3").is_dir()
