@@ -170,6 +170,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from manyview.benchmarks import BenchmarkError
 
+    if args.batch_size < 1:
+        print(
+            f"manyview bench: --batch-size must be a positive integer, got {args.batch_size}",
+            file=sys.stderr,
+        )
+        return 2
     out = Path(args.out) if args.out else Path(args.checkpoint) / "bench"
     options: dict = {"split": args.split, "batch_size": args.batch_size, "device": args.device}
     if args.modalities:

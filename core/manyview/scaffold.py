@@ -417,8 +417,32 @@ def _names(dist: str) -> tuple[str, str, str]:
     package = re.sub(r"[^0-9a-zA-Z]+", "_", dist).lower().strip("_")
     if keyword.iskeyword(package) or package == "manyview":
         raise ValueError(f"{dist!r} would make the Python package {package!r}; pick another name")
+    _check_not_installed(dist, package)
     short = package.removeprefix("manyview_") or package
     return package, short, f"{short}_align_uniform"
+
+
+def _check_not_installed(dist: str, package: str) -> None:
+    """Refuse the name of an installed distribution or an importable top-level package: the
+    scaffold's install command would replace it."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        found = importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        found = None
+    if found is not None:
+        raise ValueError(
+            f"{dist!r} is an installed distribution ({found.metadata['Name']} "
+            f"{found.version}); installing the new package would replace it: pick another "
+            "name, e.g. manyview-<yourname>-myloss"
+        )
+    if importlib.util.find_spec(package) is not None:
+        raise ValueError(
+            f"{dist!r} would make the Python package {package!r}, which is already importable "
+            "here; installing the new package would shadow it: pick another name"
+        )
 
 
 KINDS = ("loss", "objective")

@@ -172,7 +172,7 @@ def test_scaffold_installs_with_pip_and_registers(tmp_path):
 
     tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests"), cwd=root)
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "8 passed" in tests.stdout
+    assert "9 passed" in tests.stdout
 
 
 @pytest.mark.slow
@@ -196,3 +196,19 @@ def test_objective_scaffold_installs_and_passes_its_generated_tests(tmp_path):
     tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests"), cwd=root)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "failed" not in tests.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("manyview-vision", "'manyview-vision' is an installed distribution (manyview-vision"),
+        ("Manyview_Speech", "is an installed distribution (manyview-speech"),
+        ("torch", "'torch' is an installed distribution (torch"),
+    ],
+)
+def test_the_name_of_an_installed_distribution_is_refused(tmp_path, capsys, name, expected):
+    assert main(["new-plugin", name, "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("manyview new-plugin: ") and expected in err
+    assert "would replace it: pick another name" in err and err.count("\n") == 1
+    assert not (tmp_path / name).exists()

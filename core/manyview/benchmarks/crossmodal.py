@@ -202,6 +202,15 @@ def evaluate(
 
     If ``embeddings`` is a dict, it receives the test split's embeddings (``{modality:
     (N, D)}`` under ``"test"``) and labels (``"labels"``), e.g. for plots."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BenchmarkError(f"batch_size must be a positive integer, got {batch_size!r}")
+    known = getattr(dataset_test, "class_names", None)
+    if class_names and known and len(class_names) != len(known):
+        raise BenchmarkError(
+            f"class_names has {len(class_names)} names but the test split has "
+            f"{len(known)} classes ({', '.join(map(str, list(known)[:5]))}"
+            f"{', ...' if len(known) > 5 else ''}); give one name per class, in label order"
+        )
     train, ytrain = embed_split(
         model, dataset_train, modalities, batch_size=batch_size, device=device, split="train"
     )
@@ -224,6 +233,11 @@ def evaluate(
             weights = class_embeddings(
                 model, class_names, _templates_for(templates, m, dataset_test), device=device
             )
+            if len(ytest) and int(ytest.max()) >= len(class_names):
+                raise BenchmarkError(
+                    f"class_names has {len(class_names)} names but the test split has labels "
+                    f"up to {int(ytest.max())}; give one name per class, in label order"
+                )
             pred = (F.normalize(test[m], dim=-1) @ weights.T).argmax(dim=1)
             scores[("zero_shot", m, TEXT, "accuracy")] = float((pred == ytest).float().mean())
     for m in modalities:

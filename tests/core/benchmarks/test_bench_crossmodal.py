@@ -196,3 +196,30 @@ def test_bench_help_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--checkpoint" in out.stdout
     assert out.stdout.strip().endswith("False")
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_a_batch_size_below_one_is_one_line(run_dir, capsys, size):
+    assert main(["bench", "--checkpoint", str(run_dir), "--batch-size", size]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"manyview bench: --batch-size must be a positive integer, got {size}"
+
+
+def test_a_wrong_number_of_class_names_is_one_line(tmp_path):
+    protos = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    model = TwoTowers(protos)
+    train, test = Pairs(protos, 12, 1), Pairs(protos, 9, 2)
+    with pytest.raises(BenchmarkError, match=r"^class_names has 2 names but the test split has 3"):
+        crossmodal.run(model, train, test, class_names=["a", "b"], out=tmp_path, baseline=None)
+    with pytest.raises(BenchmarkError, match="batch_size must be a positive integer, got 0"):
+        crossmodal.run(model, train, test, batch_size=0, out=tmp_path, baseline=None)
+
+
+def test_class_names_fewer_than_the_labels_is_one_line(tmp_path):
+    protos = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    train, test = Pairs(protos, 12, 1), Pairs(protos, 9, 2)
+    test.class_names = None  # the split names no classes: the labels tell
+    with pytest.raises(BenchmarkError, match=r"labels up to 2; give one name per class"):
+        crossmodal.run(
+            TwoTowers(protos), train, test, class_names=NAMES[:2], out=tmp_path, baseline=None
+        )
