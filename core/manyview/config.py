@@ -8,6 +8,8 @@ round-trips through TOML.
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,12 +26,15 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Field:
     """One key: its type (``int``, ``float``, ``bool``, ``str``, ``list``, ``dict``), default,
-    allowed values, lower bound, and whether it may be absent (``None``)."""
+    allowed values, bounds (``below``: the maximum itself is excluded), and whether it may be
+    absent (``None``). A number (or a list item) must be finite."""
 
     kind: type
     default: Any = None
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None
+    below: bool = False  # the maximum itself is not allowed
     optional: bool = False
     required: bool = False
     item: type | None = None  # element type of a list
@@ -37,7 +42,7 @@ class Field:
 
 RUN = {
     "recipe": Field(str, "contrastive"),
-    "seed": Field(int, 0),
+    "seed": Field(int, 0, minimum=-(2**63), maximum=2**63 - 1),
     "steps": Field(int, 100, minimum=1),
     "batch_size": Field(int, 32, minimum=2),
     "device": Field(str, "cpu"),
@@ -62,15 +67,15 @@ OPTIMIZER = {
     "name": Field(str, "adamw", choices=("adamw", "sgd", "lars")),
     "lr": Field(float, 1e-3, minimum=0),
     "weight_decay": Field(float, 0.0, minimum=0),
-    "momentum": Field(float, 0.9, minimum=0),
-    "betas": Field(list, [0.9, 0.999], item=float),
+    "momentum": Field(float, 0.9, minimum=0, maximum=1, below=True),
+    "betas": Field(list, [0.9, 0.999], item=float, minimum=0, maximum=1, below=True),
     "nesterov": Field(bool, False),
     "trust_coefficient": Field(float, 0.001, minimum=0),
 }
 SCHEDULE = {
     "kind": Field(str, "cosine", choices=("cosine", "constant", "linear")),
     "warmup_steps": Field(int, 0, minimum=0),
-    "min_lr_ratio": Field(float, 0.0, minimum=0),
+    "min_lr_ratio": Field(float, 0.0, minimum=0, maximum=1),
 }
 MODALITY = {
     "encoder": Field(str, required=True),
@@ -150,6 +155,10 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _number(x: float | None) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -182,8 +191,6 @@ class _Checker:
                 where,
                 f"{key} = {value!r} is not one of {options}{_did_you_mean(str(value), field.choices)}",
             )
-        if field.minimum is not None and value < field.minimum:
-            raise self.fail(where, f"{key} must be >= {field.minimum}, got {value!r}")
         if kind is list and field.item is not None:
             for i, item in enumerate(value):
                 if field.item is float and isinstance(item, int) and not isinstance(item, bool):
@@ -192,7 +199,25 @@ class _Checker:
                     raise self.fail(
                         where, f"{key}[{i}] must be {_type_name(field.item())}, got {item!r}"
                     )
+                if field.item in (int, float):
+                    self.bounds(where, f"{key}[{i}]", field, value[i])
+        elif kind in (int, float):
+            self.bounds(where, key, field, value)
         return value
+
+    def bounds(self, where: str, key: str, field: Field, value: float) -> None:
+        """A number: finite, and within the field's bounds."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(where, f"{key} must be a finite number, got {value!r}")
+        low, high = field.minimum, field.maximum
+        if (low is not None and value < low) or (
+            high is not None and (value >= high if field.below else value > high)
+        ):
+            if high is None:
+                wanted = f">= {_number(low)}"
+            else:
+                wanted = f"in [{_number(low)}, {_number(high)}{')' if field.below else ']'}"
+            raise self.fail(where, f"{key} must be {wanted}, got {value!r}")
 
     def table(self, where: str, data: Any, schema: Mapping[str, Field]) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -236,6 +261,15 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
             if isinstance(table, dict) and key in table:
                 raise check.fail(f"[{section}]", f"{key} {why}")
         out[section] = check.table(f"[{section}]", table, schema)
+    device = out["run"]["device"]
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        hint = "; did you mean 'cuda'?" if device.lower() in ("gpu", "cuda", "nvidia") else ""
+        raise check.fail(
+            "[run]", f"device = {device!r} is not 'cpu', 'cuda', 'cuda:N' or 'mps'{hint}"
+        )
+    betas = out["optimizer"]["betas"]
+    if len(betas) != 2:
+        raise check.fail("[optimizer]", f"betas must be two numbers, got {betas!r}")
     modalities = raw.get("modalities", {})
     if not isinstance(modalities, dict):
         raise check.fail("[modalities]", "must be a table of [modalities.<name>] tables")

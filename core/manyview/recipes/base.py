@@ -82,6 +82,9 @@ class Recipe(nn.Module):
 
     example_config: ClassVar[str | None] = None
     teacher: nn.Module | None
+    #: whether the recipe reads the ``[teacher]`` table; ``None`` (the default): it does
+    #: when it built a teacher. The trainer refuses a ``[teacher]`` table the recipe ignores.
+    uses_teacher: bool | None = None
     model: nn.Module
 
     def __init__(self) -> None:

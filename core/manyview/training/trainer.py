@@ -83,6 +83,7 @@ class Trainer:
         self.run = config["run"]
         self.out = Path(out)
         self.resume = resume
+        check_device(self.run["device"])
         self.ctx = distributed.init_from_env(self.run["device"], config["distributed"]["backend"])
         self.device = self.ctx.device
         self.step = 0
@@ -122,6 +123,11 @@ class Trainer:
                 f"[run] recipe: {name!r} built a {type(recipe).__name__}, not a "
                 "manyview.recipes.Recipe with a `model` module (docs/architecture.md)"
             )
+        if self.config["teacher"] is not None and not _uses_teacher(recipe):
+            raise ConfigError(
+                f"[teacher] is set, but the {name!r} recipe uses no teacher; remove the "
+                '[teacher] table, or use a recipe that distils (e.g. recipe = "distill")'
+            )
         self.recipe = recipe.to(self.device)
         self.model: nn.Module = self.recipe.model
         self.teacher = self.recipe.teacher
@@ -150,7 +156,7 @@ class Trainer:
             )
         # the views draw on the batch's device, so their generator lives there too
         self.generator = torch.Generator(device=self.device).manual_seed(
-            self.run["seed"] * 7919 + self.ctx.rank + 1
+            (self.run["seed"] * 7919 + self.ctx.rank + 1) % 2**64  # any 64-bit seed
         )
         self.strategy = make_strategy(self.recipe, self.run, self.device, self.ctx.world_size)
         if self.run["compile"]:
@@ -502,6 +508,33 @@ class Trainer:
             for key, value in metrics.items():
                 if key != "step" and isinstance(value, int | float):
                     self.writer.add_scalar(key, value, self.step)
+
+
+def check_device(device: str) -> None:
+    """A one-line ConfigError when ``[run] device`` names a device torch cannot use here."""
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if count == 0:
+            raise ConfigError(
+                f'[run] device = "{device}": torch sees no CUDA device on this machine; '
+                'set device = "cpu" (--set run.device=cpu)'
+            )
+        if index >= count:
+            raise ConfigError(
+                f'[run] device = "{device}": this machine has {count} CUDA device(s), '
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    elif device == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError('[run] device = "mps": MPS is not available here; set device = "cpu"')
+
+
+def _uses_teacher(recipe: Recipe) -> bool:
+    """``Recipe.uses_teacher`` when the recipe says; else whether it built a teacher."""
+    declared = getattr(recipe, "uses_teacher", None)
+    return bool(declared) if declared is not None else recipe.teacher is not None
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

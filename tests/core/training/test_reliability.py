@@ -325,3 +325,49 @@ def test_pruning_never_leaves_a_half_removed_step_folder(tmp_path, monkeypatch):
     assert [p.name for p in checkpoint.list_checkpoints(root)] == ["step-2", "step-3"]
     assert checkpoint.clean_partial(root)  # removes the .trash-step-1-* folder
     assert sorted(p.name for p in root.iterdir()) == ["last", "step-2", "step-3"]
+
+
+# ------------------------------------------------------------------ configuration values
+
+BAD_VALUES = [
+    (
+        "run.device='gpu'",
+        "device = 'gpu' is not 'cpu', 'cuda', 'cuda:N' or 'mps'; did you mean 'cuda'?",
+    ),
+    (
+        "run.seed=18446744073709551616",
+        "seed must be in [-9223372036854775808, 9223372036854775807]",
+    ),
+    ("optimizer.lr=nan", "[optimizer] lr must be a finite number, got nan"),
+    ("optimizer.lr=inf", "[optimizer] lr must be a finite number, got inf"),
+    ("losses.1.weight=nan", "[[losses]] #2 weight must be a finite number"),
+    ("optimizer.betas=[0.9, 1.5]", "betas[1] must be in [0, 1), got 1.5"),
+    ("optimizer.betas=[0.9]", "betas must be two numbers"),
+    ("optimizer.momentum=5", "momentum must be in [0, 1), got 5.0"),
+    ("schedule.min_lr_ratio=10", "min_lr_ratio must be in [0, 1], got 10.0"),
+    ('teacher={ name = "ema" }', "[teacher] is set, but the 'contrastive' recipe uses no teacher"),
+]
+
+
+@pytest.mark.parametrize(("override", "expected"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_bad_values_are_one_line(tiny_config, tmp_path, capsys, override, expected):
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config(steps=2)), "--out", str(out), "--set", override]) == 2
+    assert expected in _one_line_error(capsys)
+    assert not (out / "checkpoints").exists()
+
+
+def test_a_cuda_device_without_cuda_is_one_line(tiny_config, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["train", str(tiny_config(steps=2)), "--out", str(tmp_path / "run")]
+    assert main([*argv, "--set", "run.device='cuda'"]) == 2
+    line = _one_line_error(capsys)
+    assert "torch sees no CUDA device" in line and 'device = "cpu"' in line
+
+
+def test_the_largest_seeds_train(tiny_config, tmp_path):
+    for seed in (2**63 - 1, -(2**63)):
+        config = load_config(tiny_config(steps=1), [f"run.seed={seed}"])
+        Trainer(config, tmp_path / str(seed), progress=False).fit()
