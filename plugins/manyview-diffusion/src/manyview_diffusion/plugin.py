@@ -1,0 +1,19 @@
+"""Registers manyview-diffusion's entries (entry-point group ``manyview``).
+
+Factories are ``"module:Attr"`` strings, so ``manyview list`` imports neither torch nor
+diffusers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import manyview
+
+ENCODERS: dict[str, dict[str, Any]] = {}
+"""The DDAE feature encoders (image); :func:`manyview.register_all` registers them."""
+
+
+@manyview.hookimpl
+def manyview_register_encoders(register: Any) -> None:
+    manyview.register_all(register, ENCODERS, modality="image")
