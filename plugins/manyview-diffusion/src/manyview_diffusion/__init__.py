@@ -10,7 +10,19 @@ from manyview.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "DDAEDiT": "manyview_diffusion.encoders.ddae",
+    "DDAEEncoder": "manyview_diffusion.encoders.ddae",
+    "DDAEUNet": "manyview_diffusion.encoders.ddae",
+    "FeatureTap": "manyview_diffusion.taps",
+    "POOLS": "manyview_diffusion.taps",
+    "TINY_CONFIGS": "manyview_diffusion.networks",
+    "block_names": "manyview_diffusion.taps",
+    "build_network": "manyview_diffusion.networks",
+    "load_network": "manyview_diffusion.networks",
+    "pool_features": "manyview_diffusion.taps",
+    "resolve_module": "manyview_diffusion.taps",
+}
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["__version__", *__all__]

@@ -10,7 +10,16 @@ from typing import Any
 
 import manyview
 
-ENCODERS: dict[str, dict[str, Any]] = {}
+ENCODERS: dict[str, dict[str, Any]] = {
+    "ddae_unet": {
+        "factory": "manyview_diffusion.encoders.ddae:DDAEUNet",
+        "summary": "DDAE: a diffusers UNet's block, noised at a fixed t, pooled (Xiang et al. 2023)",
+    },
+    "ddae_dit": {
+        "factory": "manyview_diffusion.encoders.ddae:DDAEDiT",
+        "summary": "DDAE: a diffusers DiT block's tokens, noised at a fixed t, averaged",
+    },
+}
 """The DDAE feature encoders (image); :func:`manyview.register_all` registers them."""
 
 
