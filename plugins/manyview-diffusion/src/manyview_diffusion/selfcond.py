@@ -31,7 +31,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from manyview.options import check_choice, check_int
@@ -186,7 +185,13 @@ class SelfConditioned(nn.Module):
                 block = modules[name]
                 index = _temb_index(block)
 
-                def pre(module: nn.Module, a: tuple, kw: dict, index: int | None = index) -> Any:
+                def pre(
+                    module: nn.Module,
+                    a: tuple,
+                    kw: dict,
+                    index: int | None = index,
+                    name: str = name,
+                ) -> Any:
                     if "temb" in kw and kw["temb"] is not None:
                         return a, {**kw, "temb": add(kw["temb"])}
                     if index is not None and len(a) > index and a[index] is not None:
