@@ -1,0 +1,1 @@
+"""DDAE feature encoders over diffusers networks."""

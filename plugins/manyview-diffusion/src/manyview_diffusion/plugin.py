@@ -1,0 +1,28 @@
+"""Registers manyview-diffusion's entries (entry-point group ``manyview``).
+
+Factories are ``"module:Attr"`` strings, so ``manyview list`` imports neither torch nor
+diffusers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import manyview
+
+ENCODERS: dict[str, dict[str, Any]] = {
+    "ddae_unet": {
+        "factory": "manyview_diffusion.encoders.ddae:DDAEUNet",
+        "summary": "DDAE: a diffusers UNet's block, noised at a fixed t, pooled (Xiang et al. 2023)",
+    },
+    "ddae_dit": {
+        "factory": "manyview_diffusion.encoders.ddae:DDAEDiT",
+        "summary": "DDAE: a diffusers DiT block's tokens, noised at a fixed t, averaged",
+    },
+}
+"""The DDAE feature encoders (image); :func:`manyview.register_all` registers them."""
+
+
+@manyview.hookimpl
+def manyview_register_encoders(register: Any) -> None:
+    manyview.register_all(register, ENCODERS, modality="image")
