@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .reference_unisd import reduce_tokens
+from .reference_unisd import quantile, reduce_tokens
 
 
 def _list(x: torch.Tensor | None) -> list | None:
@@ -271,14 +271,6 @@ def score_kd(
         ls = log_softmax([s[q][c] / student_temperature for c in cand])
         total += kl_logp(lt, ls)
     return total / len(s)
-
-
-def quantile(values: Sequence[float], p: float) -> float:
-    v = sorted(values)
-    pos = p * (len(v) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
 def clipped_kd(

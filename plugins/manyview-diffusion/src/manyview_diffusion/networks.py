@@ -14,6 +14,8 @@ from typing import Any
 
 from torch import nn
 
+from manyview.options import check_positive
+
 __all__ = ["TINY_CONFIGS", "build_network", "load_network"]
 
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
@@ -54,6 +56,33 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
 """Tiny constructor arguments per diffusers class (a UNet of 702k parameters on 16×16
 images, a conditional UNet on 8×8×4 latents, a 2-layer DiT of 60k on 8×8 images): the
 defaults that ``config`` options update."""
+
+
+def ddpm_scheduler(
+    num_train_timesteps: int,
+    beta_start: float,
+    beta_end: float,
+    beta_schedule: str,
+    who: str,
+) -> Any:
+    """diffusers' ``DDPMScheduler`` for these options, checked: positive betas and a
+    ``beta_schedule`` it knows, else a one-line ValueError naming ``who``."""
+    from diffusers import DDPMScheduler
+
+    check_positive(beta_start, "beta_start", who)
+    check_positive(beta_end, "beta_end", who)
+    try:
+        return DDPMScheduler(
+            num_train_timesteps=num_train_timesteps,
+            beta_start=float(beta_start),
+            beta_end=float(beta_end),
+            beta_schedule=beta_schedule,
+        )
+    except NotImplementedError:
+        raise ValueError(
+            f"{who}: beta_schedule {beta_schedule!r} is not one of diffusers "
+            "DDPMScheduler's (linear, scaled_linear, squaredcos_cap_v2, sigmoid)"
+        ) from None
 
 
 def _first_line(error: BaseException) -> str:

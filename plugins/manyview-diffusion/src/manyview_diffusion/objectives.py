@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from manyview.options import check_choice, check_int, check_positive
+from manyview_diffusion.networks import ddpm_scheduler
 
 __all__ = ["DDPMLoss", "EDMLoss", "FlowMatchingLoss", "edm_precondition", "network_call"]
 
@@ -92,23 +93,10 @@ class DDPMLoss(nn.Module):
         beta_schedule: str = "linear",
     ) -> None:
         super().__init__()
-        from diffusers import DDPMScheduler
-
         self.num_train_timesteps = check_int(num_train_timesteps, "num_train_timesteps", self.who)
-        check_positive(beta_start, "beta_start", self.who)
-        check_positive(beta_end, "beta_end", self.who)
-        try:
-            self.scheduler = DDPMScheduler(
-                num_train_timesteps=self.num_train_timesteps,
-                beta_start=float(beta_start),
-                beta_end=float(beta_end),
-                beta_schedule=beta_schedule,
-            )
-        except NotImplementedError:
-            raise ValueError(
-                f"{self.who}: beta_schedule {beta_schedule!r} is not one of diffusers "
-                "DDPMScheduler's (linear, scaled_linear, squaredcos_cap_v2, sigmoid)"
-            ) from None
+        self.scheduler = ddpm_scheduler(
+            self.num_train_timesteps, beta_start, beta_end, beta_schedule, self.who
+        )
 
     def loss_at(self, network: Network, x0: Tensor, timesteps: Tensor, eps: Tensor) -> Tensor:
         """The loss at integer ``timesteps`` (N,) and noise ``eps`` (like ``x0``)."""

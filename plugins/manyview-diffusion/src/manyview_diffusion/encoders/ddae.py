@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from manyview.options import check_choice, check_int, check_positive
-from manyview_diffusion.networks import build_network, load_network
+from manyview.options import check_choice, check_int
+from manyview_diffusion.networks import build_network, ddpm_scheduler, load_network
 from manyview_diffusion.taps import POOLS, FeatureTap
 
 __all__ = ["DDAEDiT", "DDAEEncoder", "DDAEUNet"]
@@ -64,22 +64,9 @@ class DDAEEncoder(nn.Module):
                 f"{who}: t must be a timestep of the schedule, in [0, "
                 f"{self.num_train_timesteps - 1}], got {t!r}"
             )
-        check_positive(beta_start, "beta_start", who)
-        check_positive(beta_end, "beta_end", who)
-        from diffusers import DDPMScheduler
-
-        try:
-            self.scheduler = DDPMScheduler(
-                num_train_timesteps=self.num_train_timesteps,
-                beta_start=float(beta_start),
-                beta_end=float(beta_end),
-                beta_schedule=beta_schedule,
-            )
-        except NotImplementedError:
-            raise ValueError(
-                f"{who}: beta_schedule {beta_schedule!r} is not one of diffusers "
-                "DDPMScheduler's (linear, scaled_linear, squaredcos_cap_v2, sigmoid)"
-            ) from None
+        self.scheduler = ddpm_scheduler(
+            self.num_train_timesteps, beta_start, beta_end, beta_schedule, who
+        )
         self.seed = check_int(seed, "seed", who, least=0)
         self.configure()
         self.block = block or self.default_block()
