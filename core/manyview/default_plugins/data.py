@@ -22,6 +22,11 @@ DATASETS = {
         "summary": "A CSV or JSONL manifest: a file path or a string per modality, plus a label",
         "modalities": "image,audio,text",
     },
+    "digits": {
+        "factory": "manyview.datasets.digits:Digits",
+        "summary": "scikit-learn's 1,797 real 8x8 handwritten digits as images, any size, offline",
+        "modalities": "image",
+    },
     "imagefolder": {
         "factory": "manyview.datasets.imagefolder:ImageFolder",
         "summary": "Image files in class subfolders; unreadable files are skipped and counted",
