@@ -26,3 +26,18 @@ ENCODERS: dict[str, dict[str, Any]] = {
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
     manyview.register_all(register, ENCODERS, modality="image")
+
+
+RECIPES: dict[str, Any] = {
+    "diffusion": (
+        "manyview_diffusion.recipes.diffusion:DiffusionRecipe",
+        "A diffusers network trained by DDPM/EDM/flow matching, read as DDAE features; "
+        "self-conditioning, MoCo v3, REPA as switches",
+    ),
+}
+"""The training recipes."""
+
+
+@manyview.hookimpl
+def manyview_register_recipes(register: Any) -> None:
+    manyview.register_all(register, RECIPES)
