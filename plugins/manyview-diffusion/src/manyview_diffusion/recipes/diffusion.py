@@ -200,6 +200,14 @@ options = { momentum = 0.9 }
 
     def __init__(self, config: Mapping[str, Any], dataset: Any) -> None:
         super().__init__()
+        try:
+            self._setup(config, dataset)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # an option's own check: the same one line, as a ConfigError
+            raise ConfigError(str(exc)) from None
+
+    def _setup(self, config: Mapping[str, Any], dataset: Any) -> None:
         if config.get("losses"):
             raise ConfigError(
                 "[[losses]]: the diffusion recipe's objective is [recipe_options] objective "
