@@ -259,15 +259,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _why(exc: BaseException) -> str:
-    """``"Type: message"`` on one line."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _add_plugin_commands(sub: Any, configure: str | None) -> None:
     """A subparser per plugin command; only the one named ``configure`` gets its arguments."""
-    from manyview.manager import commands
+    from manyview.manager import _why, commands
 
     for command in commands():
         p = sub.add_parser(command.name, help=command.help, description=command.help or None)
@@ -289,6 +283,8 @@ def _add_plugin_commands(sub: Any, configure: str | None) -> None:
 def _run_plugin_command(command: Any, args: argparse.Namespace) -> int:
     """Run a plugin's command: whatever it raises is one line on stderr and exit status 1
     (``sys.exit(n)`` in it exits with ``n``; Ctrl-C is 130, as for every command)."""
+    from manyview.manager import _why
+
     try:
         status = command.load_run()(args)
     except KeyboardInterrupt:
@@ -415,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginCommandError as exc:
         print(f"manyview {command}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while the plugins load
+        print("manyview: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
