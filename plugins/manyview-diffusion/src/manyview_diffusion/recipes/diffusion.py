@@ -25,7 +25,7 @@ momentum 0.999 when absent). Its averaged copy is also part of the recipe's ``mo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -50,6 +50,11 @@ OBJECTIVES: dict[str, type[nn.Module]] = {
     "flow_matching": FlowMatchingLoss,
 }
 DEFAULT_SAMPLE_STEPS = {"ddpm": 50, "edm": 18, "flow_matching": 50}
+PROBE_LEVELS: dict[str, tuple[Any, ...]] = {
+    "ddpm": (1, 11, 21, 51),
+    "edm": (0.023, 0.06, 0.14, 0.3),
+    "flow_matching": (0.01, 0.02, 0.05, 0.1),
+}
 
 DEFAULTS: dict[str, Any] = {
     "modality": "image",
@@ -548,6 +553,39 @@ options = { momentum = 0.9 }
         device = next(model.parameters()).device
         g = torch.Generator(device=device).manual_seed(self.feature_seed)
         return self._features(model, images, block, level, generator=g)
+
+    def feature_grid(
+        self,
+        images: Any,
+        blocks: Sequence[str],
+        level: Any,
+        *,
+        online: bool = False,
+    ) -> dict[str, Tensor]:
+        """DDAE features of several ``blocks`` at one noise ``level`` from one forward pass
+        (noise seeded by ``feature_seed``, as :meth:`features`): ``{block: (N, C)}``."""
+        for block in blocks:
+            self._check_block(block, "block")
+        level = self._level(level, "level")
+        model = self.model if online else self.model.ema
+        x0 = self.prepare(images)
+        g = torch.Generator(device=x0.device).manual_seed(self.feature_seed)
+        noise = torch.randn(x0.shape, generator=g, device=x0.device)
+        x_in, t_in = self.objective.inputs_at(x0, level, noise)
+        tap = FeatureTap(model.base, list(blocks), stop=True, who=WHO)
+        return tap(lambda: self.call(model)(x_in, t_in))
+
+    def probe_grid(self) -> tuple[list[str], list[Any]]:
+        """The (blocks, noise levels) DDAE's probe searches by default: the bottleneck and
+        every decoder block (a DiT: every block), at four small noise levels of the
+        objective (DDAE's grid is DDPM t ∈ {1, 11, 21} and EDM σ ≈ {0.023, 0.060, 0.140})."""
+        base = self.model.base
+        if hasattr(base, "up_blocks"):
+            blocks = ["mid_block"] * (getattr(base, "mid_block", None) is not None)
+            blocks += [f"up_blocks.{i}" for i in range(len(base.up_blocks))]
+        else:
+            blocks = [f"transformer_blocks.{i}" for i in range(len(base.transformer_blocks))]
+        return blocks, list(PROBE_LEVELS[self.objective_name])
 
     def block_names(self) -> list[str]:
         """The blocks :meth:`features` can read: the top-level blocks of the network."""
