@@ -4,7 +4,7 @@ al., "Enhancing Diffusion Models Towards Unified Generative and Discriminative L
 arXiv 2505.10999: "aggregating and rerouting intermediate features to guide subsequent
 decoding layers"). No official code is public; every unknown is an option:
 
-    u = γ(e_t) ⊙ MLP(Pool(h_b(x_t)))     e′ = e_t + u in every block after b
+    u = γ(e_t) ⊙ MLP(Pool(h_b(x_t)))     e′ = e_t + u in the decoder blocks after b
 
 - ``gate="none"``: γ = 1; ``"learned"``: γ = 1 + Linear(SiLU(e_t)), the Linear
   zero-initialised (a per-channel, time-adaptive scale).
@@ -65,6 +65,10 @@ class SelfConditioned(nn.Module):
         gate (`str`, defaults to ``"none"``): or ``"learned"``.
         zero_init_last (`bool`, defaults to `True`), stop_grad (`bool`, defaults to
             `False`): see the module docstring.
+        inject (`str`, defaults to ``"decoder"``): which blocks after ``source`` get u:
+            ``"decoder"`` — the mid block and the up blocks of a UNet (its down blocks, the
+            encoder, keep e_t), every later block of a DiT; ``"all_after"`` — every
+            top-level block after ``source``, down blocks included.
 
     ``forward`` takes and returns what the network does.
     """
@@ -80,6 +84,7 @@ class SelfConditioned(nn.Module):
         gate: str = "none",
         zero_init_last: bool = True,
         stop_grad: bool = False,
+        inject: str = "decoder",
     ) -> None:
         super().__init__()
         who = self.who
@@ -109,7 +114,10 @@ class SelfConditioned(nn.Module):
                 f"{source!r}"
             )
         self.source = source
+        self.inject = check_choice(inject, ("decoder", "all_after"), "inject", who)
         self.after = order[order.index(source) + 1 :]
+        if self.inject == "decoder":  # the encoder (down) blocks keep e_t
+            self.after = [b for b in self.after if not b.startswith("down_blocks.")]
         if not self.after and not self.is_dit:
             raise ValueError(f"{who}: no block runs after source {source!r}: pick an earlier one")
         if not src_dim:
