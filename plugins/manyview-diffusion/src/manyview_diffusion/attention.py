@@ -83,9 +83,10 @@ def set_attention(network: nn.Module, backend: str, *, who: str = "attention") -
             f"{head}: it runs on CUDA only and no CUDA device is available; {_FIX}"
         ) from None
     except Exception as error:  # xformers imported, its probe call failed
-        detail = xformers_unavailable_reason("cuda") or (
-            f"{type(error).__name__}: {_first_line(error)}"
-        )
+        reason = xformers_unavailable_reason("cuda")
+        detail = f"{type(error).__name__}: {_first_line(error)}"
+        if reason is not None and "not installed" not in reason:
+            detail = reason
         raise ValueError(
             f"{head}: the installed xformers does not run under this torch ({detail}); "
             f"install an xformers wheel built for it, or {_FIX}"
