@@ -52,7 +52,8 @@ class DDAEEncoder(nn.Module):
     ) -> None:
         super().__init__()
         who = self.who
-        self.attention = check_backend(attention, who)
+        backend = check_backend(attention, who)
+        self.attention = "sdpa"  # the size probe below runs on the CPU
         if pretrained is not None and config is not None:
             raise ValueError(f"{who}: give config or pretrained, not both")
         if pretrained is not None:
@@ -91,7 +92,8 @@ class DDAEEncoder(nn.Module):
         )
         with torch.no_grad():
             self.output_dim: int = int(self(self.example_inputs(1)).shape[-1])
-        set_attention(self.network, self.attention, who=who)  # after the CPU probe
+        set_attention(self.network, backend, who=who)
+        self.attention: str = backend
 
     # -- what each network class decides ---------------------------------------------
     def configure(self) -> None:
