@@ -11,7 +11,14 @@ import math
 import pytest
 import torch
 
-from manyview_diffusion import AugmentConditioned, EDMAugment, SelfConditioned, build_network
+from manyview_diffusion import (
+    AugmentConditioned,
+    EDMAugment,
+    EDMLoss,
+    SelfConditioned,
+    build_network,
+    network_call,
+)
 
 OFF = {"xflip": 0, "yflip": 0, "scale": 0, "rotate_frac": 0, "aniso": 0, "translate_frac": 0}
 CLASSES = ("UNet2DModel", "UNet2DConditionModel", "DiTTransformer2DModel")
@@ -367,3 +374,48 @@ def test_bad_labels_and_options():
     with pytest.raises(ValueError, match="wraps a diffusers UNet2DModel"):
         AugmentConditioned(torch.nn.Linear(2, 2))
     assert AugmentConditioned(net, augment_dim=13).map_augment.in_features == 13
+
+
+def test_a_training_step_with_the_edm_loss():
+    """EDMAugment → AugmentConditioned inside EDMLoss: with p = 0 the loss is the plain
+    network's, with augmentation the loss's gradient reaches map_augment."""
+    net = _net("UNet2DModel")
+    wrapped = AugmentConditioned(net)
+    x = _images(n=4)
+    loss = EDMLoss()
+    for p in (0.0, 1.0):
+        aug = EDMAugment(p=p)
+        x0, labels = aug(x, generator=_gen(5))
+        value = loss(network_call(wrapped, aug_labels=labels), x0, generator=_gen(6))
+        if p == 0:
+            plain = loss(network_call(net), x, generator=_gen(6))
+            assert value.item() == plain.item()
+        else:
+            value.backward()
+            assert wrapped.map_augment.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_augment_and_conditioning():
+    x = _images(n=64).cuda()
+    aug = EDMAugment(p=0.5, rotate_int=1, translate_int=1)
+    g = torch.Generator(device="cuda")
+    a = aug(x, generator=g.manual_seed(3))
+    b = aug(x, generator=g.manual_seed(3))
+    assert a[0].device.type == "cuda" and a[1].device.type == "cuda"
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[1].shape == (64, 13)
+    y, labels = EDMAugment(p=0)(x, generator=g)
+    assert torch.equal(y, x) and not labels.any()
+    with pytest.raises(ValueError, match="the generator is on cpu but the images are on cuda"):
+        aug(x, generator=_gen())
+    net = _net("DiTTransformer2DModel").cuda()
+    wrapped = AugmentConditioned(net).cuda()
+    args, kwargs = _inputs("DiTTransformer2DModel")
+    args = tuple(t.cuda() for t in args)
+    kwargs = {k: v.cuda() for k, v in kwargs.items()}
+    with torch.no_grad():
+        base = net(*args, **kwargs).sample
+        zero = wrapped(*args, aug_labels=torch.zeros(2, 9, device="cuda"), **kwargs).sample
+        moved = wrapped(*args, aug_labels=LABELS.cuda(), **kwargs).sample
+    assert torch.equal(zero, base) and (moved - base).abs().max() > 1e-4
