@@ -18,6 +18,7 @@ from manyview_diffusion import (
     SelfConditioned,
     build_network,
     network_call,
+    unwrap_network,
 )
 
 OFF = {"xflip": 0, "yflip": 0, "scale": 0, "rotate_frac": 0, "aniso": 0, "translate_frac": 0}
@@ -350,6 +351,9 @@ def test_composes_with_self_conditioning_in_either_order(name, config, at):
     for other in (self_only, aug_only, base):
         assert (a - other).abs().max() > 1e-4
     assert outer_self.config is net.config and outer_aug.config is net.config
+    assert unwrap_network(outer_self) is net and unwrap_network(outer_aug) is net
+    linear = torch.nn.Linear(2, 2)
+    assert unwrap_network(linear) is linear
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
 
 
