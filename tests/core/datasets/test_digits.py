@@ -9,7 +9,6 @@ import manyview
 from manyview.datasets.digits import Digits, digit_images
 from manyview.testing import DatasetContractTests
 
-
 SMALL = {"size": 16, "channels": 3, "limit": 40}
 
 
