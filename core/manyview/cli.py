@@ -200,9 +200,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.no_baseline:
         options["baseline"] = None
     from manyview.benchmarks.suites import run_suites
+    from manyview.config import ConfigError, parse_override
 
+    extra: dict = {}
+    for text in args.option:
+        try:
+            path, value = parse_override(text)
+        except ConfigError as exc:
+            print(f"manyview bench: {str(exc).replace('--set', '--option')}", file=sys.stderr)
+            return 2
+        if len(path) != 1 or path[0] in options:
+            print(
+                f"manyview bench: --option {text!r}: give KEY=VALUE with a suite option's name "
+                "(the common options have their own flags)",
+                file=sys.stderr,
+            )
+            return 2
+        extra[path[0]] = value
     try:
-        result = run_suites(args.suite, args.checkpoint, out=out, **options)
+        result = run_suites(
+            args.suite, args.checkpoint, out=out, require=tuple(extra), **options, **extra
+        )
     except (BenchmarkError, LookupError) as exc:
         print(f"manyview bench: {exc}", file=sys.stderr)
         return 2
@@ -377,6 +395,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-baseline", action="store_true", help="skip the random-init model")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a suite's own option, read as TOML (e.g. --option shots=10); given to every "
+        "suite that takes it (repeatable)",
+    )
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("data", help="build and cache datasets made offline (e.g. digits3)")

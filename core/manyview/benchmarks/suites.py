@@ -85,16 +85,43 @@ def _folder(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _check_required(suites: Sequence[str], require: Sequence[str]) -> None:
+    import manyview
+    from manyview.registry import did_you_mean
+
+    taken: set[str] = set()
+    for name in suites:
+        fn = manyview.entry("benchmark", name).load()
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return  # a callable without a signature may take anything
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        taken |= {p for p in params if p not in ("out",)} - {next(iter(params), "")}
+    for key in require:
+        if key not in taken:
+            raise BenchmarkError(
+                f"no suite of {', '.join(suites)} takes the option {key!r}"
+                f"{did_you_mean(key, sorted(taken)) or ''}; they take: {', '.join(sorted(taken))}"
+            )
+
+
 def run_suites(
     names: str | Sequence[str],
     checkpoint: Any,
     *,
     out: str | Path | None = None,
+    require: Sequence[str] = (),
     **options: Any,
 ) -> dict[str, Any]:
     """Run the benchmarks ``names`` on ``checkpoint`` (a run directory, a checkpoint step
     directory or a :class:`manyview.Run`, loaded once for every suite); return ``{"rows",
     "meta", "files", "failed"}`` with ``failed`` a list of ``(suite, message)``.
+
+    ``require`` names options that some suite must take (a suite's own options, such as
+    ``shots``): one that none of them takes is a :class:`BenchmarkError` before anything
+    runs, with a did-you-mean, so a typo is never silently ignored.
 
     A :class:`BenchmarkError` of the first suite is raised when it is the only one (the
     inputs are wrong, not the plugin); with several, every failure is collected.
@@ -104,6 +131,8 @@ def run_suites(
 
     suites = resolve(names)
     out = Path(out) if out is not None else None
+    if require:
+        _check_required(suites, require)
     if not isinstance(checkpoint, Run):
         try:
             checkpoint = load_run(checkpoint, device=options.get("device", "cpu"))

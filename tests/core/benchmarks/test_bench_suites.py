@@ -16,9 +16,9 @@ from manyview.cli import main
 SEEN: dict[str, dict] = {}
 
 
-def toy_bench(checkpoint, *, out=None, split="test", batch_size=256):
+def toy_bench(checkpoint, *, out=None, split="test", batch_size=256, knob=0):
     """A plugin benchmark: one row, and it records the options it received."""
-    SEEN["toy"] = {"split": split, "batch_size": batch_size}
+    SEEN["toy"] = {"split": split, "batch_size": batch_size, "knob": knob}
     rows = [
         {
             "suite": "toy",
@@ -85,7 +85,7 @@ def test_cli_runs_plugin_suite_beside_crossmodal_and_merges(bench_plugin, run_di
     md = (out / "bench.md").read_text()
     assert "# Benchmark `crossmodal`" in md and "# Benchmark `toy`" in md
     # options the toy suite does not take (templates, device) were not passed; split was
-    assert SEEN["toy"] == {"split": "test", "batch_size": 256}
+    assert SEEN["toy"] == {"split": "test", "batch_size": 256, "knob": 0}
 
 
 def test_one_broken_plugin_suite_is_reported_not_fatal(bench_plugin, run_dir, tmp_path, capsys):
@@ -114,3 +114,20 @@ def test_unknown_suite_in_a_list_is_a_clear_error(bench_plugin, run_dir, capsys)
     assert main(["bench", "--checkpoint", str(run_dir), "--suite", "crossmodal,tyo"]) == 2
     err = capsys.readouterr().err
     assert "tyo" in err and "toy" in err
+
+
+def test_a_suites_own_option_reaches_it_and_a_typo_is_refused(
+    bench_plugin, run_dir, tmp_path, capsys
+):
+    args = ["bench", "--checkpoint", str(run_dir), "--suite", "toy", "--out", str(tmp_path / "b")]
+    assert main([*args, "--option", "knob=3"]) == 0
+    assert SEEN["toy"]["knob"] == 3
+    SEEN.clear()
+    assert main([*args, "--option", "knb=3"]) == 2
+    err = capsys.readouterr().err
+    assert "takes the option 'knb'; did you mean 'knob'" in err and "\n" not in err.strip()
+    assert "toy" not in SEEN  # refused before any suite ran
+    assert main([*args, "--option", "split=train"]) == 2
+    assert "their own flags" in capsys.readouterr().err
+    assert main([*args, "--option", "knob"]) == 2
+    assert "--option 'knob': expected KEY=VALUE" in capsys.readouterr().err
