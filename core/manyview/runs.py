@@ -138,7 +138,8 @@ class Run:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(self.recipe.modalities)
+        """The modalities the recipe embeds (none for a recipe that only generates)."""
+        return tuple(getattr(self.recipe, "modalities", ()))
 
     @torch.no_grad()
     def encode(self, modality: str, inputs: Any) -> Tensor:
