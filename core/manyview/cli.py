@@ -1,7 +1,10 @@
 """The ``manyview`` command line.
 
 ``--help``, ``plugins`` and ``list`` import no torch: they read only the registry, whose
-built-in factories are ``"module:attr"`` strings.
+built-in factories are ``"module:attr"`` strings. Plugins add commands through the hook
+``manyview_register_commands`` (:class:`manyview.manager.Command`): ``--help`` lists them
+from their ``help`` line alone; a command's ``configure`` is called only when that command is
+parsed and its ``run`` only when it runs, and a failure in either is one line on stderr.
 """
 
 from __future__ import annotations
@@ -10,9 +13,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from manyview import __version__
 from manyview.registry import KINDS
+
+BUILTIN_COMMANDS = ("plugins", "list", "demo", "train", "bench", "data", "new-plugin")
+"""The core's own commands; a plugin command of one of these names is refused."""
+
+
+class PluginCommandError(Exception):
+    """A plugin's command could not be set up; the message is one line naming the plugin."""
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -37,6 +48,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{info.name}  ({info.distribution} {info.version}, {origin}): {info.status}")
         if info.error:
             print(f"    error: {info.error}")
+        for warning in info.warnings:
+            print(f"    warning: {warning}")
         for kind, names in info.registered.items():
             if names:
                 print(f"    {kind}: {', '.join(names)}")
@@ -248,7 +261,57 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_plugin_commands(sub: Any, configure: str | None) -> None:
+    """A subparser per plugin command; only the one named ``configure`` gets its arguments."""
+    from manyview.manager import _why, commands
+
+    for command in commands():
+        p = sub.add_parser(command.name, help=command.help, description=command.help or None)
+        p.set_defaults(func=lambda args, command=command: _run_plugin_command(command, args))
+        if command.name != configure:
+            continue
+        try:
+            setup = command.load_configure()
+            if setup is not None:
+                setup(p)
+        except (Exception, SystemExit) as exc:  # a broken plugin is reported, never a traceback
+            raise PluginCommandError(
+                f"plugin {command.plugin!r} failed to set up its command {command.name!r}: "
+                f"{_why(exc)}. Fix the plugin, or set "
+                f"MANYVIEW_DISABLE_PLUGINS={command.plugin} to run without it"
+            ) from exc
+
+
+def _run_plugin_command(command: Any, args: argparse.Namespace) -> int:
+    """Run a plugin's command: whatever it raises is one line on stderr and exit status 1
+    (``sys.exit(n)`` in it exits with ``n``; Ctrl-C is 130, as for every command)."""
+    from manyview.manager import _why
+
+    try:
+        status = command.load_run()(args)
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:  # the command chose its exit status
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0)
+        print(f"manyview {command.name}: {exc.code}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"manyview {command.name}: {_why(exc)}", file=sys.stderr)
+        return 1
+    if status is None or (isinstance(status, int) and not isinstance(status, bool)):
+        return int(status or 0)
+    print(
+        f"manyview {command.name}: the command of plugin {command.plugin!r} returned "
+        f"{status!r}; a command returns an exit status (int) or None",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``manyview`` parser: the built-in commands, then every plugin command, of which
+    only ``command`` (the one about to run) gets its arguments from its ``configure``."""
     parser = argparse.ArgumentParser(
         prog="manyview",
         description="Contrast and distil across any number of views and modalities.",
@@ -337,11 +400,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="loss: one loss (default); objective: a recipe, a loss and a teacher",
     )
     p.set_defaults(func=_cmd_new_plugin)
+    _add_plugin_commands(sub, command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top-level options take no values, so the first other word is the command.
+    command = next((word for word in argv if not word.startswith("-")), None)
+    try:
+        parser = build_parser(command)
+    except PluginCommandError as exc:
+        print(f"manyview {command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # while the plugins load
+        print("manyview: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

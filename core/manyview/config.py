@@ -283,8 +283,8 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
         mod["views"] = views
         out["modalities"][name] = mod
     losses = raw.get("losses", [])
-    if not isinstance(losses, list) or not losses:
-        raise check.fail("top level:", 'needs at least one [[losses]] table with name = "<loss>"')
+    if not isinstance(losses, list):
+        raise check.fail("top level:", 'losses must be [[losses]] tables with name = "<loss>"')
     out["losses"] = [check.table(f"[[losses]] #{i + 1}", t, LOSS) for i, t in enumerate(losses)]
     extra = raw.get("recipe_options", {})
     if not isinstance(extra, dict):

@@ -65,6 +65,11 @@ def manyview_register_readers(register: Any) -> None:
 
 
 @hookspec
+def manyview_register_commands(register: Any) -> None:
+    """Register CLI commands: ``register(name, run, *, help=None, configure=None)``."""
+
+
+@hookspec
 def manyview_train_start(trainer: Any) -> None:
     """Called once before the first training step."""
 

@@ -5,11 +5,18 @@ hook is recorded with its error (``manyview plugins``) and unregistered; nothing
 registered is kept. ``MANYVIEW_DISABLE_PLUGINS`` (comma-separated plugin or distribution
 names) disables plugins, built-ins included; ``MANYVIEW_LOAD_PLUGINS``, when set, loads only
 the entry points it names (set but empty: none), and the built-ins stay unless disabled.
+
+Commands registered through ``manyview_register_commands`` (:class:`Command`) are kept on
+their plugin's :class:`PluginInfo`; one whose name a built-in command or an earlier plugin
+already has is refused with a warning on that plugin (``manyview plugins``), and the rest
+of the plugin loads.
 """
 
 from __future__ import annotations
 
 import os
+import pkgutil
+import re
 import sys
 import threading
 from collections.abc import Callable, Collection
@@ -27,6 +34,47 @@ BUILTINS = tuple(f"manyview.{m}" for m in ("losses", "distillation", "teachers",
 """The built-in plugins; ``manyview.<x>`` is the module ``manyview.default_plugins.<x>``."""
 
 
+_COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``manyview NAME`` subcommand a plugin registered through ``manyview_register_commands``.
+
+    ``run(args: argparse.Namespace) -> int | None`` runs it (``None`` is exit status 0);
+    ``configure(parser: argparse.ArgumentParser) -> None`` adds its arguments. Either may be
+    a ``"module:attr"`` string, imported only when that command is parsed or run, so
+    ``manyview --help`` imports neither. ``help`` is its line in ``manyview --help``.
+    """
+
+    name: str
+    run: Callable[..., Any] | str
+    plugin: str  # the pluggy name of the plugin that registered it
+    distribution: str
+    help: str = ""
+    configure: Callable[..., Any] | str | None = None
+
+    def load_run(self) -> Callable[..., Any]:
+        """``run``, imported first when it was registered as a string."""
+        return self._load(self.run, "run")
+
+    def load_configure(self) -> Callable[..., Any] | None:
+        """``configure`` (``None`` when the command takes no arguments), imported if a string."""
+        return None if self.configure is None else self._load(self.configure, "configure")
+
+    def _load(self, what: Callable[..., Any] | str, role: str) -> Callable[..., Any]:
+        if not isinstance(what, str):
+            return what
+        try:
+            return pkgutil.resolve_name(what)
+        except Exception as exc:
+            raise ImportError(
+                f"command {self.name!r} of plugin {self.plugin!r} could not load its {role} "
+                f"from {what!r}: {_why(exc)}. Reinstall or update that plugin, or disable it "
+                f"with MANYVIEW_DISABLE_PLUGINS={self.plugin}"
+            ) from exc
+
+
 @dataclass
 class PluginInfo:
     """One plugin as ``manyview plugins`` shows it; ``registered`` maps kind -> sorted names."""
@@ -39,11 +87,14 @@ class PluginInfo:
     error: str | None = None
     registered: dict[str, list[str]] = field(default_factory=dict)
     builtin: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. a command refused for its name
     entries: list[Entry] = field(default_factory=list, repr=False)
+    commands: list[Command] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (``manyview plugins --json``)."""
-        return {key: value for key, value in vars(self).items() if key != "entries"}
+        hidden = ("entries", "commands")
+        return {key: value for key, value in vars(self).items() if key not in hidden}
 
 
 _loaded: tuple[pluggy.PluginManager, list[PluginInfo]] | None = None
@@ -107,7 +158,7 @@ def _add(info: PluginInfo, load: Callable[[], Any], disabled: bool = False) -> P
     if disabled or pm.is_blocked(info.name):
         info.status = "disabled"
         return info
-    obj, staged = None, []
+    obj, staged, commands = None, [], []
     try:
         if pm.has_plugin(info.name):
             raise ValueError(f"another plugin is already registered as {info.name!r}; rename one")
@@ -116,6 +167,9 @@ def _add(info: PluginInfo, load: Callable[[], Any], disabled: bool = False) -> P
             register = partial(_stage, staged, kind, info.distribution)
             if failures := call_hook(hook, plugin=info.name, register=register):
                 raise failures[0][1]
+        register = partial(_stage_command, commands, info)
+        if failures := call_hook("manyview_register_commands", plugin=info.name, register=register):
+            raise failures[0][1]
         taken = {(e.kind, e.name, e.plugin) for i in infos for e in i.entries}
         for e in staged:
             if (key := (e.kind, e.name, e.plugin)) in taken:
@@ -131,7 +185,60 @@ def _add(info: PluginInfo, load: Callable[[], Any], disabled: bool = False) -> P
     info.entries = staged
     for kind in dict.fromkeys(e.kind for e in staged):  # in the order of KINDS
         info.registered[kind] = sorted(e.name for e in staged if e.kind == kind)
+    _accept_commands(info, commands, infos)
     return info
+
+
+def _stage_command(
+    staged: list[Command],
+    info: PluginInfo,
+    name: str,
+    run: Callable[..., Any] | str,
+    *,
+    help: str | None = None,
+    configure: Callable[..., Any] | str | None = None,
+) -> None:
+    """The ``register(name, run, *, help=None, configure=None)`` of ``manyview_register_commands``."""
+    if not isinstance(name, str) or not _COMMAND_NAME.fullmatch(name):
+        raise ValueError(
+            f"command name {name!r} is not valid: use letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    for role, what in (("run", run), ("configure", configure)):
+        if what is None and role == "configure":
+            continue
+        if isinstance(what, str) and ":" not in what:
+            raise ValueError(f"command {name!r}: {role} {what!r} must be 'package.module:attr'")
+        if not isinstance(what, str | Callable):
+            raise TypeError(f"command {name!r}: {role} must be a function or 'module:attr'")
+    if help is None:
+        doc = "" if isinstance(run, str) else (getattr(run, "__doc__", None) or "").strip()
+        help = doc.splitlines()[0].strip() if doc else ""
+    if not isinstance(help, str):
+        raise TypeError(f"command {name!r}: help must be a string (one line)")
+    if any(c.name == name for c in staged):
+        raise ValueError(f"command {name!r} is registered twice by {info.name!r}")
+    staged.append(Command(name, run, info.name, info.distribution, help, configure))
+
+
+def _accept_commands(info: PluginInfo, staged: list[Command], infos: list[PluginInfo]) -> None:
+    """Keep the commands of ``info`` whose names are free; refuse the others with a warning."""
+    from manyview.cli import BUILTIN_COMMANDS
+
+    holders = {c.name: i.name for i in infos if i is not info for c in i.commands}
+    for command in staged:
+        if command.name in BUILTIN_COMMANDS:
+            why = f"a built-in command has that name (`manyview {command.name}` stays the built-in)"
+            fix = "rename the plugin's command"
+        elif command.name in holders:
+            why = f"plugin {holders[command.name]!r} registered it first (and keeps it)"
+            fix = "rename one, or disable one with MANYVIEW_DISABLE_PLUGINS"
+        else:
+            info.commands.append(command)
+            continue
+        info.warnings.append(f"command {command.name!r} refused: {why}; {fix}")
+    if info.commands:
+        info.registered["command"] = sorted(c.name for c in info.commands)
 
 
 def _stage(
@@ -242,6 +349,11 @@ def registry() -> Registry:
 def plugin_manager() -> pluggy.PluginManager:
     """The pluggy manager; its name map, tracing and monitoring are pluggy's own."""
     return _state()[0]
+
+
+def commands() -> list[Command]:
+    """The commands the loaded plugins added to ``manyview``, in load order (refused ones left out)."""
+    return [c for info in _state()[1] for c in info.commands]
 
 
 def plugins() -> list[PluginInfo]:

@@ -140,7 +140,10 @@ class WeightedLosses(nn.Module):
             weights.append(float(spec.get("weight", 1.0)))
             names.append(spec["name"])
         if not modules:
-            raise ConfigError("add at least one [[losses]] table")
+            raise ConfigError(
+                f'{who} needs at least one [[losses]] table with name = "<loss>" '
+                "(manyview list loss)"
+            )
         return cls(dict(zip(_unique(names), modules, strict=True)), weights)
 
     def check_views(self, m: int, hint: str = "change num_views or use 'pwe'") -> None:

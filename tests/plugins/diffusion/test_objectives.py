@@ -145,3 +145,34 @@ def test_bad_options(make, match):
 def test_bad_inputs():
     with pytest.raises(ValueError, match=r"ddpm: expects clean float inputs \(N, \.\.\.\)"):
         DDPMLoss()(Toy(), torch.zeros(2, 2, 4, 4, dtype=torch.long))
+
+
+def test_inputs_at_one_noise_level_match_the_training_noise():
+    x0, noise, _ = _draws()
+    ddpm, edm, flow = DDPMLoss(), EDMLoss(), FlowMatchingLoss()
+    x, t = ddpm.inputs_at(x0, 11, noise)
+    assert torch.equal(t, torch.full((3,), 11))
+    torch.testing.assert_close(x, ddpm.scheduler.add_noise(x0, noise, t))
+    x, c = edm.inputs_at(x0, 0.06, noise)
+    scale = 1 / math.sqrt(0.06**2 + 0.25)
+    torch.testing.assert_close(x, scale * (x0 + 0.06 * noise))
+    torch.testing.assert_close(c, torch.full((3,), math.log(0.06) / 4))
+    x, t = flow.inputs_at(x0, 0.25, noise)
+    torch.testing.assert_close(x, 0.75 * x0 + 0.25 * noise)
+    torch.testing.assert_close(t, torch.full((3,), 250.0))
+
+
+@pytest.mark.parametrize(
+    ("loss", "level", "match"),
+    [
+        (DDPMLoss(), 1000, r"outside the schedule's timesteps \[0, 999\]"),
+        (DDPMLoss(), 0.5, "timestep"),
+        (EDMLoss(), 0.0, "sigma"),
+        (FlowMatchingLoss(), 1.5, r"\[0, 1\]"),
+    ],
+)
+def test_a_noise_level_outside_the_schedule_is_one_line(loss, level, match):
+    x0, noise, _ = _draws()
+    with pytest.raises(ValueError, match=match) as info:
+        loss.inputs_at(x0, level, noise)
+    assert "\n" not in str(info.value)

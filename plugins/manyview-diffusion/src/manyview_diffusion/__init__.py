@@ -19,16 +19,21 @@ _EXPORTS: dict[str, str] = {
     "FeatureTap": "manyview_diffusion.taps",
     "FlowMatchingLoss": "manyview_diffusion.objectives",
     "POOLS": "manyview_diffusion.taps",
+    "SAMPLERS": "manyview_diffusion.sampling",
     "SelfConditioned": "manyview_diffusion.selfcond",
     "TINY_CONFIGS": "manyview_diffusion.networks",
     "block_names": "manyview_diffusion.taps",
+    "ddim_sample": "manyview_diffusion.sampling",
     "edm_precondition": "manyview_diffusion.objectives",
+    "edm_sample": "manyview_diffusion.sampling",
+    "flow_sample": "manyview_diffusion.sampling",
     "mlp_overhead": "manyview_diffusion.selfcond",
     "network_call": "manyview_diffusion.objectives",
     "build_network": "manyview_diffusion.networks",
     "load_network": "manyview_diffusion.networks",
     "pool_features": "manyview_diffusion.taps",
     "resolve_module": "manyview_diffusion.taps",
+    "sample": "manyview_diffusion.sampling",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -4,7 +4,9 @@
 ``network`` is a callable ``(x_t, timesteps) -> prediction`` (a tensor, or a diffusers
 output with ``.sample``; :func:`network_call` wraps a diffusers model with its extra
 inputs). ``loss_at`` computes the same loss at given noise levels and noise, for tests and
-for recipes that draw them themselves.
+for recipes that draw them themselves; ``inputs_at(x0, level, noise)`` gives the network's
+inputs at one fixed noise level (a DDPM timestep, an EDM σ, a flow time), which is how DDAE
+reads features, and ``default_feature_level`` the level it reads by default.
 
 - :class:`DDPMLoss`: ε-prediction, E‖ε − ε_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t)‖² with t ~ U{0..T−1}
   (Ho et al., "Denoising Diffusion Probabilistic Models", NeurIPS 2020; noise by diffusers
@@ -29,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from manyview.options import check_choice, check_int, check_positive
+from manyview.options import check_choice, check_fraction, check_int, check_positive
 from manyview_diffusion.networks import ddpm_scheduler
 
 __all__ = ["DDPMLoss", "EDMLoss", "FlowMatchingLoss", "edm_precondition", "network_call"]
@@ -98,6 +100,28 @@ class DDPMLoss(nn.Module):
             self.num_train_timesteps, beta_start, beta_end, beta_schedule, self.who
         )
 
+    default_feature_level: int = 11
+    """DDAE's probe timestep on CIFAR-10 (11 of 1000)."""
+
+    def check_level(self, level: Any) -> int:
+        """``level`` as a timestep of the schedule, else a one-line ValueError."""
+        if isinstance(level, float) and level.is_integer():
+            level = int(level)
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise ValueError(f"{self.who}: the noise level is a timestep (int), got {level!r}")
+        if not 0 <= level < self.num_train_timesteps:
+            raise ValueError(
+                f"{self.who}: noise level {level} is outside the schedule's timesteps [0, "
+                f"{self.num_train_timesteps - 1}]"
+            )
+        return level
+
+    def inputs_at(self, x0: Tensor, level: Any, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """The network's inputs ``(x_t, timesteps)`` at one noise level for every sample
+        (a DDPM timestep), with unit noise ``noise``: how DDAE reads features."""
+        t = torch.full((x0.shape[0],), self.check_level(level), device=x0.device)
+        return self.scheduler.add_noise(x0, noise, t), t
+
     def loss_at(self, network: Network, x0: Tensor, timesteps: Tensor, eps: Tensor) -> Tensor:
         """The loss at integer ``timesteps`` (N,) and noise ``eps`` (like ``x0``)."""
         x_t = self.scheduler.add_noise(x0, eps, timesteps)
@@ -145,6 +169,20 @@ class EDMLoss(nn.Module):
         self.p_mean = float(p_mean)
         self.p_std = check_positive(p_std, "p_std", self.who)
 
+    default_feature_level: float = 0.06
+    """σ of DDAE's EDM probe (index 4 of the 18-step grid on CIFAR-10: σ ≈ 0.060)."""
+
+    def check_level(self, level: Any) -> float:
+        """``level`` as a noise level σ > 0, else a one-line ValueError."""
+        return check_positive(level, "noise level (sigma)", self.who)
+
+    def inputs_at(self, x0: Tensor, level: Any, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """The network's inputs ``(c_in (x0 + σ n), c_noise)`` at one σ for every sample."""
+        sigma = torch.full((x0.shape[0],), self.check_level(level), device=x0.device)
+        _, _, c_in, c_noise = edm_precondition(sigma, self.sigma_data)
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        return c_in.view(shape).to(x0.dtype) * (x0 + sigma.view(shape) * noise), c_noise
+
     def denoise(self, network: Network, x: Tensor, sigma: Tensor) -> Tensor:
         """D_θ(x; σ) for per-sample ``sigma`` (N,)."""
         c_skip, c_out, c_in, c_noise = edm_precondition(sigma, self.sigma_data)
@@ -189,6 +227,19 @@ class FlowMatchingLoss(nn.Module):
             t_sampling, ("uniform", "logit_normal"), "t_sampling", self.who
         )
         self.timestep_scale = check_positive(timestep_scale, "timestep_scale", self.who)
+
+    default_feature_level: float = 0.02
+    """A small t (little noise), the flow-matching counterpart of DDAE's timestep 11."""
+
+    def check_level(self, level: Any) -> float:
+        """``level`` as a time in [0, 1], else a one-line ValueError."""
+        return check_fraction(level, "noise level (t)", self.who)
+
+    def inputs_at(self, x0: Tensor, level: Any, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """The network's inputs ``((1 − t) x0 + t ε, timestep_scale · t)`` at one t."""
+        t = self.check_level(level)
+        timesteps = torch.full((x0.shape[0],), t * self.timestep_scale, device=x0.device)
+        return (1 - t) * x0 + t * noise, timesteps
 
     def loss_at(self, network: Network, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         """The loss at times ``t`` (N,) in [0, 1] and noise ``eps`` (like ``x0``)."""

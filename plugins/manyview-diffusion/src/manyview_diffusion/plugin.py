@@ -26,3 +26,58 @@ ENCODERS: dict[str, dict[str, Any]] = {
 @manyview.hookimpl
 def manyview_register_encoders(register: Any) -> None:
     manyview.register_all(register, ENCODERS, modality="image")
+
+
+RECIPES: dict[str, Any] = {
+    "diffusion": (
+        "manyview_diffusion.recipes.diffusion:DiffusionRecipe",
+        "A diffusers network trained by DDPM/EDM/flow matching, read as DDAE features; "
+        "self-conditioning, MoCo v3, REPA as switches",
+    ),
+}
+"""The training recipes."""
+
+
+@manyview.hookimpl
+def manyview_register_recipes(register: Any) -> None:
+    manyview.register_all(register, RECIPES)
+
+
+CONFIGS: dict[str, Any] = {
+    "ddae": (
+        "manyview_diffusion.configs:ddae",
+        "digits: DDAE, a UNet trained by DDPM, read as features",
+    ),
+    "ddae_selfcond": (
+        "manyview_diffusion.configs:ddae_selfcond",
+        "digits: DDAE++ self-conditioning (bottleneck features into the decoder's time embedding)",
+    ),
+    "ddae_selfcond_moco": (
+        "manyview_diffusion.configs:ddae_selfcond_moco",
+        "digits: DDAE++ self-conditioning plus the MoCo-v3 self-distillation term",
+    ),
+    "repa": (
+        "manyview_diffusion.configs:repa",
+        "digits: DDPM with representation alignment (REPA) to a frozen image encoder",
+    ),
+}
+"""The run configurations on scikit-learn's digits."""
+
+
+@manyview.hookimpl
+def manyview_register_configs(register: Any) -> None:
+    manyview.register_all(register, CONFIGS)
+
+
+BENCHMARKS: dict[str, Any] = {
+    "diffusion_probe": (
+        "manyview_diffusion.benchmarks.diffusion_probe:run",
+        "DDAE's probe: linear probe and kNN over (block, noise level), vs random-init",
+    ),
+}
+"""The benchmarks (``manyview bench --suite diffusion_probe``)."""
+
+
+@manyview.hookimpl
+def manyview_register_benchmarks(register: Any) -> None:
+    manyview.register_all(register, BENCHMARKS)

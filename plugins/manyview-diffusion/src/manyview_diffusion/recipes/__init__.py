@@ -1,0 +1,1 @@
+"""manyview-diffusion's recipes."""
