@@ -70,7 +70,8 @@ class ImageGenerator(Protocol):
     ``labels`` the ``(n,)`` integer classes to condition on when ``num_classes`` is not
     ``None`` (a class-conditional model; ``None`` then draws classes itself), and
     ``generator`` the ``torch.Generator`` every random draw comes from, so that one seed gives
-    the same images. A recipe with these three members is one; a :class:`Run` delegates
+    the same images (the ``generation`` benchmark passes a CPU generator: draw the noise on
+    it and move it to the model's device). A recipe with these three members is one; a :class:`Run` delegates
     :meth:`Run.sample` to its recipe.
     """
 

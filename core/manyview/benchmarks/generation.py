@@ -492,7 +492,7 @@ def _sample_quality(
     """``(features (n, 64) float64, accuracy or None, the first GRID_IMAGES samples)`` of
     ``n`` samples at ``steps`` steps, drawn ``batch_size`` at a time from one seeded
     generator; only the features and the grid's images are kept."""
-    g = torch.Generator(device=device).manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # on the CPU: the same noise on any device
     features: list[Tensor] = []
     grid: list[Tensor] = []
     correct, kept = 0, 0
@@ -555,8 +555,8 @@ def run(
             model is given the split's labels in order (cycled), so the classes match.
         batch_size: samples drawn per ``sample`` call.
         device: where sampling and the reference classifier's features run.
-        seed: the samples' generator (the same for every step count and for the baseline)
-            and the reference classifier's training.
+        seed: the samples' generator (a CPU ``torch.Generator``, seeded afresh for every
+            step count and for the baseline) and the reference classifier's training.
         baseline: also score ``run.baseline()`` (the random-init model) when the run kept
             its initial weights (``False`` or ``None``: do not).
         cache: keep the reference classifier's weights under the data root.
