@@ -579,12 +579,12 @@ def run(
         seed = check_int(seed, "seed", "generation", least=0)
         if num_samples is not None:
             num_samples = check_int(num_samples, "num_samples", "generation", least=2)
-    except ValueError as exc:
-        raise BenchmarkError(str(exc)) from None
-    sample_steps = check_int(generator.sample_steps, "sample_steps", type(generator).__name__)
+        sample_steps = check_int(generator.sample_steps, "sample_steps", type(generator).__name__)
+        device = torch.device(device)
+    except (ValueError, RuntimeError) as exc:
+        raise BenchmarkError(str(exc).strip().splitlines()[0]) from None
     step_counts = _steps(steps, sample_steps)
     num_classes = generator.num_classes
-    device = torch.device(device)
     if isinstance(model, Run):
         checkpoint = None if model.checkpoint is None else str(model.checkpoint)
         meta.update(checkpoint=checkpoint, run_dir=str(model.path))

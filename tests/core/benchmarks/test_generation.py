@@ -341,6 +341,7 @@ class Broken(FakeGenerator):
         (FakeGenerator, {"steps": []}, "steps is empty"),
         (FakeGenerator, {"num_samples": 1}, "num_samples must be an int >= 2, got 1"),
         (FakeGenerator, {"batch_size": 0}, "batch_size must be a positive int, got 0"),
+        (FakeGenerator, {"device": "gpu"}, "gpu"),
         (
             lambda: Broken(lambda n: torch.rand(n, 1, 8, 8)),
             {},
