@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import site
 import subprocess
 import sys
+import venv
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -127,3 +130,89 @@ def write_fake_distribution(
 @pytest.fixture
 def fake_distribution() -> Callable[..., None]:
     return write_fake_distribution
+
+
+def core_only_site(target: Path) -> Path:
+    """A folder that mirrors this environment's site-packages with symlinks, minus every
+    distribution that registers ``manyview`` entry points (the plugins): what an
+    environment holding only the core and its dependencies looks like. Dependencies of the
+    plugins without entry points of their own (timm, diffusers, ...) stay visible."""
+    target.mkdir()
+    for packages in (Path(p) for p in site.getsitepackages() if Path(p).is_dir()):
+        hidden: set[str] = set()
+        for info in packages.glob("*.dist-info"):
+            eps = info / "entry_points.txt"
+            if eps.is_file() and "[manyview]" in eps.read_text():
+                hidden.add(info.name)
+                record = info / "RECORD"
+                if record.is_file():
+                    with record.open() as f:
+                        hidden.update(row[0].split("/")[0] for row in csv.reader(f) if row)
+        for entry in packages.iterdir():
+            if entry.name not in hidden and not (target / entry.name).exists():
+                (target / entry.name).symlink_to(entry)
+    return target
+
+
+class CoreOnlyVenv:
+    """A fresh virtual environment that sees the core and its dependencies only (through
+    :func:`core_only_site`); :meth:`install` puts a plugin's wheel into it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env_dir = root / "venv"
+        venv.EnvBuilder(with_pip=True).create(self.env_dir)
+        self.python = self.env_dir / "bin" / "python"
+        purelib = subprocess.run(
+            [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        core = core_only_site(root / "core-site")
+        (Path(purelib) / "_manyview_core.pth").write_text(
+            f"import site; site.addsitedir({str(core)!r})\n"
+        )
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MANYVIEW_", "PYTHON"))
+        }
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python *args`` in the environment (cwd: its root folder)."""
+        return subprocess.run(
+            [self.python, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.root,
+            timeout=300,
+            check=False,
+        )
+
+    def install(self, project: Path, wheel_glob: str) -> Path:
+        """Build the wheel of the workspace ``project`` offline (no build isolation, no
+        index) and pip-install it without dependencies; returns the wheel."""
+        wheels = self.root / "wheels"
+        built = self.run(
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(wheels),
+            str(project),
+        )
+        assert built.returncode == 0, built.stdout + built.stderr
+        (wheel,) = wheels.glob(wheel_glob)
+        installed = self.run("-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        return wheel
+
+
+@pytest.fixture
+def core_only_venv(tmp_path: Path) -> CoreOnlyVenv:
+    """A virtual environment holding only the core (see :class:`CoreOnlyVenv`)."""
+    return CoreOnlyVenv(tmp_path)

@@ -7,6 +7,14 @@ import torch
 
 import manyview
 from manyview.datasets.digits import Digits, digit_images
+from manyview.testing import DatasetContractTests
+
+SMALL = {"size": 16, "channels": 3, "limit": 40}
+
+
+class TestDigitsContract(DatasetContractTests):
+    name = "digits"
+    kwargs = SMALL
 
 
 def test_splits_are_disjoint_stratified_and_cover_every_digit():

@@ -18,10 +18,12 @@ def test_lazy_public_names():
     import manyview_diffusion
 
     want = {"DDAEUNet", "DDAEDiT", "FeatureTap", "SelfConditioned", "DDPMLoss", "EDMLoss"}
+    want |= {"EDMAugment", "AugmentConditioned", "set_attention", "attention_backend"}
     assert want | {"FlowMatchingLoss", "build_network", "load_network"} <= set(
         dir(manyview_diffusion)
     )
     assert manyview_diffusion.SelfConditioned.__name__ == "SelfConditioned"
+    assert manyview_diffusion.EDMAugment().label_dim == 9
 
 
 def test_listing_imports_neither_torch_nor_diffusers(fresh_cli):

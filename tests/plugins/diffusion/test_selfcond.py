@@ -105,6 +105,24 @@ def test_only_the_blocks_after_the_source_change():
     assert (base["up_blocks.0"] - new["up_blocks.0"]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize(
+    ("inject", "changed"),
+    [("decoder", ["mid_block", "up_blocks.0"]), ("all_after", ["down_blocks.1", "mid_block"])],
+)
+def test_a_down_block_source_conditions_the_decoder_only_by_default(inject, changed):
+    net = _net("UNet2DModel")
+    wrapped = SelfConditioned(net, source="down_blocks.0", inject=inject)
+    _kick(wrapped)
+    args, _ = _inputs("UNet2DModel")
+    blocks = ["down_blocks.1", "mid_block", "up_blocks.0"]
+    with torch.no_grad():
+        base = FeatureTap(net, blocks)(lambda: net(*args))
+        new = FeatureTap(net, blocks)(lambda: wrapped(*args))
+    for block in blocks:
+        differs = bool((base[block] - new[block]).abs().max() > 1e-6)
+        assert differs == (block in changed or block == "up_blocks.0"), (inject, block)
+
+
 def test_dit_output_layer_reuses_block_0s_embedding_only_on_its_second_call():
     net = _net("DiTTransformer2DModel", num_layers=4)
     wrapped = SelfConditioned(net, source="transformer_blocks.1")

@@ -16,7 +16,7 @@ from torch import nn
 
 from manyview.options import check_positive
 
-__all__ = ["TINY_CONFIGS", "build_network", "load_network"]
+__all__ = ["TINY_CONFIGS", "build_network", "load_network", "unwrap_network"]
 
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "UNet2DModel": {
@@ -173,3 +173,24 @@ def load_network(
         raise ValueError(
             f"{who}: cannot load the {name} in {str(path)!r}: {_first_line(error)}"
         ) from None
+
+
+def is_diffusers_model(module: object) -> bool:
+    """Whether ``module`` is a diffusers model (a ``diffusers.ModelMixin``)."""
+    return any(
+        cls.__name__ == "ModelMixin" and cls.__module__.startswith("diffusers.")
+        for cls in type(module).__mro__
+    )
+
+
+def unwrap_network(module: nn.Module) -> nn.Module:
+    """The diffusers model inside ``module``: ``module`` itself, or the model its
+    ``.network`` attributes lead to (the wrappers of this package and the DDAE encoders
+    keep the model there); ``module`` when none is found."""
+    inner, seen = module, set()
+    while not is_diffusers_model(inner) and isinstance(getattr(inner, "network", None), nn.Module):
+        if id(inner) in seen:
+            break
+        seen.add(id(inner))
+        inner = inner.network
+    return inner if is_diffusers_model(inner) else module

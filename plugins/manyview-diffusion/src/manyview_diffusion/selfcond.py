@@ -4,7 +4,7 @@ al., "Enhancing Diffusion Models Towards Unified Generative and Discriminative L
 arXiv 2505.10999: "aggregating and rerouting intermediate features to guide subsequent
 decoding layers"). No official code is public; every unknown is an option:
 
-    u = γ(e_t) ⊙ MLP(Pool(h_b(x_t)))     e′ = e_t + u in every block after b
+    u = γ(e_t) ⊙ MLP(Pool(h_b(x_t)))     e′ = e_t + u in the decoder blocks after b
 
 - ``gate="none"``: γ = 1; ``"learned"``: γ = 1 + Linear(SiLU(e_t)), the Linear
   zero-initialised (a per-channel, time-adaptive scale).
@@ -34,6 +34,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from manyview.options import check_choice, check_int
+from manyview_diffusion.networks import unwrap_network
 from manyview_diffusion.taps import pool_features, resolve_module
 
 __all__ = ["SelfConditioned", "mlp_overhead"]
@@ -58,13 +59,19 @@ class SelfConditioned(nn.Module):
     whose blocks after ``source`` see the time embedding plus u (module docstring).
 
     Args:
-        network: the diffusers model (wrapped, not copied).
+        network: the diffusers model (wrapped, not copied), or a wrapper of one (e.g.
+            :class:`~manyview_diffusion.augment.AugmentConditioned`; either order works:
+            the hooks go on the diffusers model, the call goes through ``network``).
         source (`str`, *optional*): the bottleneck block; default ``mid_block`` for UNets and
             the middle block ``transformer_blocks.{L // 2 - 1}`` for a DiT (0-based).
         hidden (`int`, *optional*): the MLP's hidden width; default the embedding width.
         gate (`str`, defaults to ``"none"``): or ``"learned"``.
         zero_init_last (`bool`, defaults to `True`), stop_grad (`bool`, defaults to
             `False`): see the module docstring.
+        inject (`str`, defaults to ``"decoder"``): which blocks after ``source`` get u:
+            ``"decoder"`` — the mid block and the up blocks of a UNet (its down blocks, the
+            encoder, keep e_t), every later block of a DiT; ``"all_after"`` — every
+            top-level block after ``source``, down blocks included.
 
     ``forward`` takes and returns what the network does.
     """
@@ -80,11 +87,13 @@ class SelfConditioned(nn.Module):
         gate: str = "none",
         zero_init_last: bool = True,
         stop_grad: bool = False,
+        inject: str = "decoder",
     ) -> None:
         super().__init__()
         who = self.who
-        kind = type(network).__name__
         self.network = network
+        network = unwrap_network(network)
+        kind = type(network).__name__
         self.is_dit = hasattr(network, "transformer_blocks")
         if self.is_dit:
             layers = len(network.transformer_blocks)
@@ -109,7 +118,10 @@ class SelfConditioned(nn.Module):
                 f"{source!r}"
             )
         self.source = source
+        self.inject = check_choice(inject, ("decoder", "all_after"), "inject", who)
         self.after = order[order.index(source) + 1 :]
+        if self.inject == "decoder":  # the encoder (down) blocks keep e_t
+            self.after = [b for b in self.after if not b.startswith("down_blocks.")]
         if not self.after and not self.is_dit:
             raise ValueError(f"{who}: no block runs after source {source!r}: pick an earlier one")
         if not src_dim:
@@ -139,7 +151,7 @@ class SelfConditioned(nn.Module):
     @property
     def config(self) -> Any:
         """The wrapped network's diffusers config."""
-        return self.network.config
+        return unwrap_network(self.network).config
 
     def _u(self, pooled: Tensor, emb: Tensor) -> Tensor:
         u = self.mlp(pooled.to(emb.dtype))
@@ -163,10 +175,11 @@ class SelfConditioned(nn.Module):
             self.injections += 1
             return emb + self._u(state["h"], emb)
 
-        modules = dict(self.network.named_modules())
+        base = unwrap_network(self.network)
+        modules = dict(base.named_modules())
         handles.append(modules[self.source].register_forward_hook(grab))
         if self.is_dit:
-            blocks = self.network.transformer_blocks
+            blocks = base.transformer_blocks
             first = int(self.source.rsplit(".", 1)[1])
             calls = {"n": 0}
 
@@ -207,7 +220,8 @@ class SelfConditioned(nn.Module):
 
 
 def mlp_overhead(model: SelfConditioned) -> tuple[int, int, float]:
-    """(parameters the wrapper adds, the network's parameters, added / network)."""
-    added = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("network."))
-    base = sum(p.numel() for p in model.network.parameters())
+    """(parameters the wrapper adds, the diffusers network's parameters, added / network)."""
+    own = {id(p) for p in unwrap_network(model.network).parameters()}
+    added = sum(p.numel() for p in model.parameters() if id(p) not in own)
+    base = sum(p.numel() for p in unwrap_network(model.network).parameters())
     return added, base, added / base

@@ -246,3 +246,47 @@ def test_bad_images_are_one_line(images, match):
     with pytest.raises(ValueError, match=match) as info:
         recipe.encode("image", images)
     assert "\n" not in str(info.value)
+
+
+def test_moco_term_queries_online_against_ema_keys():
+    recipe, dataset = build(["recipe_options.self_condition=true", "recipe_options.moco=true"])
+    assert recipe.moco["feature"] == "u" and recipe.moco["tau"] == 0.2
+    out = recipe.step(batch(dataset), torch.Generator().manual_seed(0))
+    assert set(out.components) == {"ddpm", "moco"}
+    assert out.loss.item() == pytest.approx(
+        float(out.components["ddpm"] + out.components["moco"]), rel=1e-6
+    )
+    # at initialisation u = 0: every query is the same, so the loss is log(N) exactly
+    assert float(out.components["moco"]) == pytest.approx(
+        torch.log(torch.tensor(8.0)).item(), rel=1e-4
+    )
+    out.loss.backward()
+    assert recipe.model.heads["moco_pred"][0].weight.grad is not None
+    assert recipe.model.network.mlp[-1].weight.grad.abs().sum() > 0  # through u
+    assert all(p.grad is None for p in recipe.model.ema.parameters())
+
+
+def test_moco_on_a_block_reaches_the_encoder():
+    recipe, dataset = build(
+        [
+            "recipe_options.moco=true",
+            "recipe_options.moco_options={feature='mid_block', dim=8, hidden=16}",
+        ]
+    )
+    out = recipe.step(batch(dataset), torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert recipe.model.network.down_blocks[0].resnets[0].conv1.weight.grad.abs().sum() > 0
+
+
+def test_edm_augmentation_labels_enter_the_time_embedding():
+    recipe, dataset = build(
+        ["recipe_options.augment=true", "recipe_options.augment_options={p=1.0}"]
+    )
+    from manyview_diffusion import AugmentConditioned
+
+    assert isinstance(recipe.model.network, AugmentConditioned)
+    out = recipe.step(batch(dataset), torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    linear = [p for n, p in recipe.model.network.named_parameters() if "network." not in n]
+    assert linear and all(p.grad is not None and p.grad.abs().sum() > 0 for p in linear)

@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from manyview.encoders.attention import check_backend
 from manyview.options import check_choice, check_int
+from manyview_diffusion.attention import set_attention
 from manyview_diffusion.networks import build_network, ddpm_scheduler, load_network
 from manyview_diffusion.taps import POOLS, FeatureTap
 
@@ -46,9 +48,12 @@ class DDAEEncoder(nn.Module):
         pool: str,
         normalize: bool,
         rescale: bool,
+        attention: str,
     ) -> None:
         super().__init__()
         who = self.who
+        backend = check_backend(attention, who)
+        self.attention = "sdpa"  # the size probe below runs on the CPU
         if pretrained is not None and config is not None:
             raise ValueError(f"{who}: give config or pretrained, not both")
         if pretrained is not None:
@@ -87,6 +92,8 @@ class DDAEEncoder(nn.Module):
         )
         with torch.no_grad():
             self.output_dim: int = int(self(self.example_inputs(1)).shape[-1])
+        set_attention(self.network, backend, who=who)
+        self.attention: str = backend
 
     # -- what each network class decides ---------------------------------------------
     def configure(self) -> None:
@@ -151,6 +158,11 @@ class DDAEEncoder(nn.Module):
 
     def forward(self, images: Any, generator: torch.Generator | None = None) -> Tensor:
         x0 = self.prepare(images)
+        if self.attention == "xformers" and x0.device.type != "cuda":
+            raise ValueError(
+                f"{self.who}: attention 'xformers' runs on CUDA only, the encoder is on "
+                f"{x0.device.type}; move it with .to('cuda') or use attention = 'sdpa'"
+            )
         x_t = self.noise(x0, generator)
         timesteps = torch.full((x0.shape[0],), self.t, device=x0.device, dtype=torch.long)
         return self.tap(lambda: self.run_network(x_t, timesteps))[self.block]
@@ -182,6 +194,9 @@ class DDAEUNet(DDAEEncoder):
         rescale (`bool`, defaults to `True`): map [0, 1] images to [-1, 1].
         context_tokens (`int`, defaults to ``1``): for ``UNet2DConditionModel``, the
             number of all-zero ``encoder_hidden_states`` tokens (an empty condition).
+        attention (`str`, defaults to ``"sdpa"``): or ``"xformers"`` (diffusers'
+            ``enable_xformers_memory_efficient_attention``; CUDA only, see
+            :func:`~manyview_diffusion.attention.set_attention`).
 
     Inputs: float images in [0, 1] (or uint8) with the network's channels and size.
     """
@@ -207,6 +222,7 @@ class DDAEUNet(DDAEEncoder):
         normalize: bool = False,
         rescale: bool = True,
         context_tokens: int = 1,
+        attention: str = "sdpa",
     ) -> None:
         self.context_tokens = check_int(context_tokens, "context_tokens", self.who)
         super().__init__(
@@ -224,6 +240,7 @@ class DDAEUNet(DDAEEncoder):
             pool=pool,
             normalize=normalize,
             rescale=rescale,
+            attention=attention,
         )
 
     def default_block(self) -> str:
@@ -254,7 +271,7 @@ class DDAEDiT(DDAEEncoder):
         class_label (`int`, *optional*): the class the network is conditioned on; default
             the null label (index ``num_embeds_ada_norm``, classifier-free guidance's).
         t, num_train_timesteps, beta_start, beta_end, beta_schedule, seed, pool, normalize,
-            rescale: as for :class:`DDAEUNet` (``pool="auto"`` is the token mean).
+            rescale, attention: as for :class:`DDAEUNet` (``pool="auto"`` is the token mean).
     """
 
     who = "ddae_dit"
@@ -277,6 +294,7 @@ class DDAEDiT(DDAEEncoder):
         pool: str = "auto",
         normalize: bool = False,
         rescale: bool = True,
+        attention: str = "sdpa",
     ) -> None:
         self._class_label = class_label
         super().__init__(
@@ -294,6 +312,7 @@ class DDAEDiT(DDAEEncoder):
             pool=pool,
             normalize=normalize,
             rescale=rescale,
+            attention=attention,
         )
 
     def configure(self) -> None:

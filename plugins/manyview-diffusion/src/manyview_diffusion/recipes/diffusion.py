@@ -86,6 +86,7 @@ MOCO_DEFAULTS: dict[str, Any] = {
     "feature": "auto",
     "dim": 64,
     "hidden": 256,
+    "augment": {"p": 0.5},
 }
 ALIGN_DEFAULTS: dict[str, Any] = {
     "teacher": None,
@@ -172,7 +173,12 @@ class DiffusionRecipe(Recipe):
     - ``moco`` (false) and ``moco_options``: ``weight`` (1.0), ``tau`` (0.2), ``level`` (the
       views' noise level; default the feature level), ``feature`` (``"auto"``: u of the
       self-conditioning when on, else the pooled bottleneck; or a block name), ``dim``
-      (64) and ``hidden`` (256) of the projector and predictor.
+      (64) and ``hidden`` (256) of the projector and predictor, ``augment`` (the two
+      views' :class:`~manyview_diffusion.augment.EDMAugment` options, ``{ p = 0.5 }``).
+    - ``augment`` (false) and ``augment_options``: EDM augmentation of the diffusion
+      loss's inputs, its labels added to the time embedding
+      (:class:`~manyview_diffusion.augment.AugmentConditioned`; ``at`` goes to it, the
+      rest to :class:`~manyview_diffusion.augment.EDMAugment`).
     - ``align`` (false) and ``align_options``: ``teacher`` (a teacher table, e.g.
       ``{ name = "frozen", options = { run = "runs/encoder" } }``; it embeds the clean
       images), ``block`` (default the bottleneck), ``weight`` (0.5), ``hidden`` (256),
@@ -198,6 +204,8 @@ options = { size = 8, limit = 64 }
 network = "UNet2DModel"
 network_config = { block_out_channels = [16, 32], norm_num_groups = 8 }
 self_condition = true
+moco = true
+moco_options = { dim = 16, hidden = 32 }
 [teacher]
 name = "ema"
 options = { momentum = 0.9 }
@@ -213,6 +221,7 @@ options = { momentum = 0.9 }
             raise ConfigError(str(exc)) from None
 
     def _setup(self, config: Mapping[str, Any], dataset: Any) -> None:
+        self.augment: nn.Module | None = None
         if config.get("losses"):
             raise ConfigError(
                 "[[losses]]: the diffusion recipe's objective is [recipe_options] objective "
@@ -367,8 +376,14 @@ options = { momentum = 0.9 }
         from manyview_diffusion.augment import AugmentConditioned, EDMAugment
 
         options = _table(options, "augment_options")
+        at = options.pop("at", "input")
         self.augment = self._build_part(EDMAugment, options, "augment_options")
-        return AugmentConditioned(network, augment_dim=self.augment.label_dim)
+        return self._build_part(
+            AugmentConditioned,
+            {"augment_dim": self.augment.label_dim, "at": at},
+            "augment_options",
+            network,
+        )
 
     def _check_block(self, name: str, what: str) -> None:
         try:
@@ -404,6 +419,9 @@ options = { momentum = 0.9 }
         elif self._selfcond() is None:
             raise ConfigError(f"{who}: feature = 'u' needs self_condition = true")
         m["feature"] = feature
+        from manyview_diffusion.augment import EDMAugment
+
+        self.moco_augment = self._build_part(EDMAugment, m["augment"], "moco_options augment")
         width = self._moco_width()
         self.model.heads["moco_proj"] = MLP(width, m["hidden"], m["dim"])
         self.model.heads["moco_pred"] = nn.Sequential(
@@ -614,10 +632,9 @@ options = { momentum = 0.9 }
                 drop = torch.rand(n, generator=generator, device=x0.device) < self.label_dropout
                 labels = torch.where(drop, self._null(n, x0.device), labels)
         aug_labels = None
-        augment = getattr(self, "augment", None)
         clean = x0
-        if augment is not None:
-            x0, aug_labels = augment(x0, generator=generator)
+        if self.augment is not None:
+            x0, aug_labels = self.augment(x0, generator=generator)
         call = self.call(self.model, labels, aug_labels)
         components: dict[str, Tensor | float] = {}
         if self.align is not None:
@@ -685,14 +702,9 @@ options = { momentum = 0.9 }
 
     # ------------------------------------------------------------------ MoCo v3
     def _moco_views(self, clean: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        augment = getattr(self, "augment", None)
-        if augment is None:
-            from manyview_diffusion.augment import EDMAugment
-
-            self._moco_augment = getattr(self, "_moco_augment", None) or EDMAugment(p=1.0)
-            augment = self._moco_augment
-        a, _ = augment(clean, generator=generator)
-        b, _ = augment(clean, generator=generator)
+        """Two views of the clean batch, each drawn by ``moco_options.augment``."""
+        a, _ = self.moco_augment(clean, generator=generator)
+        b, _ = self.moco_augment(clean, generator=generator)
         return a, b
 
     def _moco_embed(self, model: DiffusionModel, x0: Tensor, generator: torch.Generator) -> Tensor:
