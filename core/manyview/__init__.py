@@ -31,9 +31,11 @@ __version__ = "0.1.0"
 __all__ = [
     "KINDS",
     "AmbiguousNameError",
+    "Embedder",
     "Entry",
     "FactoryLoadError",
     "FactoryResultError",
+    "ImageGenerator",
     "PluginInfo",
     "RegistryError",
     "UnknownKindError",
@@ -149,6 +151,12 @@ def _checked(found: Entry, made: Any) -> Any:
     return made
 
 
-_LAZY = {"load_run": "manyview.runs", "Run": "manyview.runs"}
-"""``load_run`` and ``Run`` import torch, so they load on first use."""
+_LAZY = {
+    "load_run": "manyview.runs",
+    "Run": "manyview.runs",
+    "Embedder": "manyview.runs",
+    "ImageGenerator": "manyview.runs",
+}
+"""``load_run``, ``Run`` and the embedder and image generator protocols import torch, so
+they load on first use."""
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)[:2]

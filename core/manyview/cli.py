@@ -226,6 +226,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     print((out / "bench.md").read_text() if (out / "bench.md").is_file() else "")
     print("wrote: " + ", ".join(result.get("files", [])))
+    for name, why in result.get("skipped", []):
+        print(f"manyview bench: suite {name!r} skipped: {why}", file=sys.stderr)
     for name, why in result["failed"]:
         print(f"manyview bench: suite {name!r} failed: {why}", file=sys.stderr)
     return 1 if result["failed"] else 0

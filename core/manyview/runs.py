@@ -5,7 +5,8 @@ A run directory holds ``config.toml`` and ``checkpoints/step-K/model.safetensors
 seeded as the trainer seeds it, and loads the newest checkpoint's model weights: the
 result is a :class:`Run`, which implements the *embedder* protocol every benchmark uses —
 ``run.modalities`` and ``run.encode(modality, inputs) -> (N, D)`` — and keeps the untrained
-twin for side-by-side scores (``run.baseline()``).
+twin for side-by-side scores (``run.baseline()``). A run whose recipe generates images
+(the *image generator* protocol, :class:`ImageGenerator`) draws them with ``run.sample(n)``.
 
 Python::
 
@@ -13,6 +14,7 @@ Python::
 
     run = manyview.load_run("runs/my-run")
     z = run.encode("image", images)   # (N, D), eval mode, no gradients
+    x = run.sample(16, steps=4)       # (16, C, H, W) in [0, 1], from a generating recipe
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Embedder", "Run", "RunEncoder", "RunError", "load_run", "make_dataset", "seed_all"]
+__all__ = [
+    "Embedder",
+    "ImageGenerator",
+    "Run",
+    "RunEncoder",
+    "RunError",
+    "load_run",
+    "make_dataset",
+    "seed_all",
+]
 
 
 class RunError(ValueError):
@@ -47,6 +58,34 @@ class Embedder(Protocol):
     def modalities(self) -> tuple[str, ...]: ...
 
     def encode(self, modality: str, inputs: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    """What a generation benchmark needs of a model that makes images.
+
+    ``sample(n, *, steps=None, labels=None, generator=None)`` returns ``(n, C, H, W)``
+    float32 images in [0, 1] (the range of the core's image datasets) on the model's device;
+    ``steps`` is the number of sampling steps (``None``: ``sample_steps``, its default),
+    ``labels`` the ``(n,)`` integer classes to condition on when ``num_classes`` is not
+    ``None`` (a class-conditional model; ``None`` then draws classes itself), and
+    ``generator`` the ``torch.Generator`` every random draw comes from, so that one seed gives
+    the same images (the ``generation`` benchmark passes a CPU generator: draw the noise on
+    it and move it to the model's device). A recipe with these three members is one; a :class:`Run` delegates
+    :meth:`Run.sample` to its recipe.
+    """
+
+    sample_steps: int
+    num_classes: int | None
+
+    def sample(
+        self,
+        n: int,
+        *,
+        steps: int | None = None,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor: ...
 
 
 def seed_all(seed: int) -> None:
@@ -100,7 +139,8 @@ class Run:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(self.recipe.modalities)
+        """The modalities the recipe embeds (none for a recipe that only generates)."""
+        return tuple(getattr(self.recipe, "modalities", ()))
 
     @torch.no_grad()
     def encode(self, modality: str, inputs: Any) -> Tensor:
@@ -114,6 +154,33 @@ class Run:
         self.recipe.eval()
         try:
             return self.recipe.encode(modality, inputs)
+        finally:
+            for module, mode in modes:
+                module.train(mode)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        steps: int | None = None,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``(n, C, H, W)`` images in [0, 1] from the recipe's ``sample`` (the
+        :class:`ImageGenerator` protocol), in eval mode without gradients (the recipe's
+        modes are restored afterwards)."""
+        sample = getattr(self.recipe, "sample", None)
+        if not callable(sample):
+            raise RunError(
+                f"run {self.path}: its recipe {type(self.recipe).__name__} does not generate "
+                "images (it has no sample(n, *, steps, labels, generator); see "
+                "manyview.runs.ImageGenerator)"
+            )
+        modes = [(m, m.training) for m in self.recipe.modules()]
+        self.recipe.eval()
+        try:
+            return sample(n, steps=steps, labels=labels, generator=generator)
         finally:
             for module, mode in modes:
                 module.train(mode)

@@ -17,6 +17,10 @@ TITLES = {
     "alignment": "Alignment between modalities of one instance (lower is better)",
     "uniformity": "Uniformity (lower is better)",
     "effective_rank": "Effective rank of the normalised embeddings",
+    "frechet_distance": "Fréchet distance to the real images, reference-classifier features "
+    "(lower is better)",
+    "classifier_accuracy": "Reference classifier's accuracy at the conditioning class "
+    "(higher is better)",
 }
 
 
@@ -29,12 +33,13 @@ def _fmt(value: Any) -> str:
 def markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """``bench.md``: one table per task, trained next to random-init."""
     lines = [f"# Benchmark `{meta.get('suite', '')}`", ""]
-    for key in ("checkpoint", "split", "modalities", "n_train", "n_test", "num_classes"):
+    keys = ("checkpoint", "split", "modalities", "n_train", "n_test", "num_samples", "num_classes")
+    for key in keys:
         if meta.get(key) is not None:
             lines.append(f"- {key}: {meta[key]}")
     if meta.get("num_classes"):
         lines.append(f"- chance accuracy / class-level R@1: about {1 / meta['num_classes']:.3f}")
-    if not meta.get("zero_shot"):
+    if "zero_shot" in meta and not meta["zero_shot"]:
         lines.append("- zero-shot: skipped (needs a `text` modality and class names)")
     lines.append("")
     tasks: dict[str, list[Mapping[str, Any]]] = {}

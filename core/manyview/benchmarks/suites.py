@@ -16,6 +16,11 @@ own ``bench.json``/``bench.md``/plots there.
 * several: each suite writes to ``out/<suite>/``, and ``out/bench.json`` (every suite's
   rows, one flat list) and ``out/bench.md`` (each suite's tables) are merged.
 
+A benchmark registered with ``requires="image_generator"`` (``generation``) needs a run
+whose recipe generates images (:class:`manyview.runs.ImageGenerator`): ``"all"`` skips it
+for any other run (listed in ``skipped`` and ``bench.md``); named explicitly, it runs and
+says why it cannot.
+
 Options a suite's signature does not take are not passed to it (a plugin benchmark need
 not know ``templates``). A suite that raises, or returns rows without the required keys, is
 reported in ``failed`` and in ``bench.md``, and the others still run: a broken plugin is
@@ -35,7 +40,7 @@ from manyview.benchmarks import BenchmarkError
 
 ROW_KEYS = ("suite", "task", "query", "target", "metric", "value", "baseline")
 
-__all__ = ["ROW_KEYS", "check_rows", "resolve", "run_suites"]
+__all__ = ["ROW_KEYS", "check_rows", "resolve", "run_suites", "unmet_requirement"]
 
 
 def resolve(names: str | Sequence[str]) -> list[str]:
@@ -55,6 +60,30 @@ def resolve(names: str | Sequence[str]) -> list[str]:
             if one not in out:
                 out.append(one)
     return out
+
+
+def _explicit(names: str | Sequence[str]) -> set[str]:
+    """The suite names given by name, not through ``"all"``."""
+    if isinstance(names, str):
+        names = [names]
+    return {n.strip() for part in names for n in part.split(",") if n.strip() not in ("", "all")}
+
+
+def unmet_requirement(name: str, run: Any) -> str | None:
+    """Why benchmark ``name`` cannot score ``run`` (its registered ``requires``, e.g.
+    ``"image_generator"``, is not met), or ``None`` when it can."""
+    import manyview
+    from manyview.runs import ImageGenerator, Run
+
+    required = manyview.entry("benchmark", name).meta.get("requires")
+    if required == "image_generator":
+        target = run.recipe if isinstance(run, Run) else run
+        if not isinstance(target, ImageGenerator):
+            return (
+                f"the run's recipe {type(target).__name__} does not generate images "
+                "(manyview.runs.ImageGenerator)"
+            )
+    return None
 
 
 def _accepted(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,7 +146,8 @@ def run_suites(
 ) -> dict[str, Any]:
     """Run the benchmarks ``names`` on ``checkpoint`` (a run directory, a checkpoint step
     directory or a :class:`manyview.Run`, loaded once for every suite); return ``{"rows",
-    "meta", "files", "failed"}`` with ``failed`` a list of ``(suite, message)``.
+    "meta", "files", "failed", "skipped"}`` with ``failed`` and ``skipped`` lists of
+    ``(suite, message)`` (skipped: a suite of ``"all"`` whose ``requires`` the run lacks).
 
     ``require`` names options that some suite must take (a suite's own options, such as
     ``shots``): one that none of them takes is a :class:`BenchmarkError` before anything
@@ -130,6 +160,7 @@ def run_suites(
     from manyview.runs import Run, RunError, load_run
 
     suites = resolve(names)
+    explicit = _explicit(names)
     out = Path(out) if out is not None else None
     if require:
         _check_required(suites, require)
@@ -142,8 +173,13 @@ def run_suites(
     metas: dict[str, Any] = {}
     files: list[str] = []
     failed: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     results: list[tuple[str, Mapping[str, Any]]] = []
     for name in suites:
+        why = None if name in explicit else unmet_requirement(name, checkpoint)
+        if why is not None:
+            skipped.append((name, why))
+            continue
         target = out if (out is None or len(suites) == 1) else out / _folder(name)
         try:
             fn = manyview.entry("benchmark", name).load()
@@ -174,9 +210,10 @@ def run_suites(
         "meta": {"suites": suites, "per_suite": metas},
         "files": files,
         "failed": failed,
+        "skipped": skipped,
     }
     if out is not None and (len(suites) > 1 or failed):
-        merged["files"] = _write_merged(results, failed, out) + files
+        merged["files"] = _write_merged(results, failed, out, skipped) + files
     return merged
 
 
@@ -184,6 +221,7 @@ def _write_merged(
     results: Sequence[tuple[str, Mapping[str, Any]]],
     failed: Sequence[tuple[str, str]],
     out: Path,
+    skipped: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     from manyview.benchmarks import report
 
@@ -197,6 +235,10 @@ def _write_merged(
     if failed:
         parts.append(
             "# Failed suites\n\n" + "\n".join(f"- `{name}`: {why}" for name, why in failed) + "\n"
+        )
+    if skipped:
+        parts.append(
+            "# Skipped suites\n\n" + "\n".join(f"- `{name}`: {why}" for name, why in skipped) + "\n"
         )
     (out / "bench.md").write_text("\n".join(parts))
     return [str(out / "bench.json"), str(out / "bench.md")]

@@ -74,6 +74,11 @@ BENCHMARKS = {
         "manyview.benchmarks.crossmodal:run",
         "Retrieval R@K, zero-shot, probe, kNN, alignment/uniformity/rank vs random-init",
     ),
+    "generation": {
+        "factory": "manyview.benchmarks.generation:run",
+        "summary": "Image samples vs real: Fréchet distance, classifier accuracy per step count",
+        "requires": "image_generator",
+    },
 }
 
 

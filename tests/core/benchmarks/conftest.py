@@ -1,4 +1,5 @@
-"""A tiny trained run (two synthetic modalities) shared by the benchmark tests."""
+"""A tiny trained run (two synthetic modalities) shared by the benchmark tests, and the
+reference classifier's cache folder for this session."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ def run_dir(tmp_path_factory, two_modalities) -> Path:
     root = tmp_path_factory.mktemp("bench")
     tiny_run(root, two_modalities(LONGER))
     return root / "run"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory):
+    """The reference classifier's cache in a folder of this session (trained once)."""
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("data")
+        mp.setenv("MANYVIEW_DATA", str(root))
+        yield root
