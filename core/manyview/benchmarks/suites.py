@@ -17,7 +17,8 @@ own ``bench.json``/``bench.md``/plots there.
   rows, one flat list) and ``out/bench.md`` (each suite's tables) are merged.
 
 A benchmark registered with ``requires="image_generator"`` (``generation``) needs a run
-whose recipe generates images (:class:`manyview.runs.ImageGenerator`): ``"all"`` skips it
+whose recipe generates images (:class:`manyview.runs.ImageGenerator`); ``requires =
+"module:Protocol"`` names a plugin's own runtime-checkable protocol. ``"all"`` skips it
 for any other run (listed in ``skipped`` and ``bench.md``); named explicitly, it runs and
 says why it cannot.
 
@@ -70,19 +71,34 @@ def _explicit(names: str | Sequence[str]) -> set[str]:
 
 
 def unmet_requirement(name: str, run: Any) -> str | None:
-    """Why benchmark ``name`` cannot score ``run`` (its registered ``requires``, e.g.
-    ``"image_generator"``, is not met), or ``None`` when it can."""
+    """Why benchmark ``name`` cannot score ``run``, or ``None`` when it can.
+
+    A benchmark registered with ``requires`` names what the run's recipe must be:
+    ``"image_generator"`` (:class:`manyview.runs.ImageGenerator`) or a ``"module:Attr"``
+    string naming a ``typing.runtime_checkable`` protocol (or a class) of the plugin's own,
+    e.g. manyview-diffusion's DDAE feature reader.
+    """
+    import pkgutil
+
     import manyview
     from manyview.runs import ImageGenerator, Run
 
     required = manyview.entry("benchmark", name).meta.get("requires")
-    if required == "image_generator":
-        target = run.recipe if isinstance(run, Run) else run
-        if not isinstance(target, ImageGenerator):
-            return (
-                f"the run's recipe {type(target).__name__} does not generate images "
-                "(manyview.runs.ImageGenerator)"
-            )
+    if not required:
+        return None
+    protocol = ImageGenerator if required == "image_generator" else None
+    if protocol is None:
+        try:
+            protocol = pkgutil.resolve_name(str(required))
+        except Exception as exc:
+            return f"its requirement {required!r} cannot be loaded ({type(exc).__name__}: {exc})"
+    target = run.recipe if isinstance(run, Run) else run
+    if not isinstance(target, protocol):
+        where = getattr(protocol, "__module__", "")
+        return (
+            f"the run's recipe {type(target).__name__} is not a "
+            f"{where + '.' if where else ''}{protocol.__name__}"
+        )
     return None
 
 

@@ -70,10 +70,12 @@ def manyview_register_configs(register: Any) -> None:
 
 
 BENCHMARKS: dict[str, Any] = {
-    "diffusion_probe": (
-        "manyview_diffusion.benchmarks.diffusion_probe:run",
-        "DDAE's probe: linear probe and kNN over (block, noise level), vs random-init",
-    ),
+    "diffusion_probe": {
+        "factory": "manyview_diffusion.benchmarks.diffusion_probe:run",
+        "summary": "DDAE's probe: linear probe and kNN over (block, noise level), vs random-init",
+        "requires": "manyview_diffusion.benchmarks.diffusion_probe:DDAEFeatures",
+        "example_run": "manyview_diffusion.benchmarks.diffusion_probe:example_run",
+    },
 }
 """The benchmarks (``manyview bench --suite diffusion_probe``)."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -37,7 +37,36 @@ from manyview.benchmarks.scores import knn_accuracy, linear_probe_accuracy
 
 SUITE = "diffusion_probe"
 
-__all__ = ["SUITE", "run"]
+__all__ = ["SUITE", "DDAEFeatures", "example_run", "run"]
+
+
+@runtime_checkable
+class DDAEFeatures(Protocol):
+    """What ``diffusion_probe`` reads from a run's recipe (the ``diffusion`` recipe has it):
+    ``feature_grid(images, blocks, level) -> {block: (N, C)}`` — the pooled features of
+    several blocks from one forward pass at one noise level, of the network the recipe
+    evaluates (its EMA) — ``probe_grid() -> (blocks, levels)``, the default grid, and
+    ``modalities`` (the first is the images' entry)."""
+
+    modalities: tuple[str, ...]
+
+    def feature_grid(
+        self, images: Tensor, blocks: Sequence[str], level: Any
+    ) -> dict[str, Tensor]: ...
+
+    def probe_grid(self) -> tuple[list[str], list[Any]]: ...
+
+
+def example_run(tmp_path: str | Path) -> Any:
+    """A tiny ``diffusion`` run (its recipe's example configuration, 2 steps), for the
+    benchmark contract tests."""
+    from manyview.runs import load_run
+    from manyview.testing.recipes import example_config
+    from manyview.training.trainer import Trainer
+
+    config = example_config("diffusion", ["run.steps=2", "run.checkpoint_every=2"])
+    Trainer(config, Path(tmp_path), progress=False).fit()
+    return load_run(tmp_path)
 
 
 def _images_labels(dataset: Any, modality: str, who: str) -> tuple[Tensor, Tensor]:
@@ -156,11 +185,11 @@ def run(
     """
     who = SUITE
     recipe = getattr(run, "recipe", None)
-    if not all(callable(getattr(recipe, a, None)) for a in ("feature_grid", "probe_grid")):
+    if not isinstance(recipe, DDAEFeatures):
         raise BenchmarkError(
-            f"{who}: the run's recipe ({type(recipe).__name__}) reads no DDAE features: it "
-            "needs feature_grid(images, blocks, level) and probe_grid() (e.g. recipe = "
-            '"diffusion" of manyview-diffusion)'
+            f"{who}: the run's recipe ({type(recipe).__name__}) reads no DDAE features "
+            "(manyview_diffusion.benchmarks.diffusion_probe.DDAEFeatures: "
+            'feature_grid and probe_grid); train it with recipe = "diffusion"'
         )
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise BenchmarkError(f"{who}: shots must be a positive int, got {shots!r}")
