@@ -56,6 +56,11 @@ ENCODERS = {
         "summary": "Multi-layer perceptron for vector inputs",
         "modality": "vector",
     },
+    "reference_classifier": {
+        "factory": "manyview.encoders.reference:ReferenceEncoder",
+        "summary": "Features of a small classifier trained (cached) on a dataset's real images",
+        "modality": "image",
+    },
 }
 
 RECIPES = {
