@@ -166,10 +166,12 @@ class Run:
         steps: int | None = None,
         labels: Tensor | None = None,
         generator: torch.Generator | None = None,
+        **options: Any,
     ) -> Tensor:
         """``(n, C, H, W)`` images in [0, 1] from the recipe's ``sample`` (the
         :class:`ImageGenerator` protocol), in eval mode without gradients (the recipe's
-        modes are restored afterwards)."""
+        modes are restored afterwards). ``options`` are the recipe's own sampling options
+        (e.g. ``guidance``), passed through."""
         sample = getattr(self.recipe, "sample", None)
         if not callable(sample):
             raise RunError(
@@ -180,7 +182,7 @@ class Run:
         modes = [(m, m.training) for m in self.recipe.modules()]
         self.recipe.eval()
         try:
-            return sample(n, steps=steps, labels=labels, generator=generator)
+            return sample(n, steps=steps, labels=labels, generator=generator, **options)
         finally:
             for module, mode in modes:
                 module.train(mode)

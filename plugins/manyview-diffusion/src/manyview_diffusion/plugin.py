@@ -83,3 +83,13 @@ BENCHMARKS: dict[str, Any] = {
 @manyview.hookimpl
 def manyview_register_benchmarks(register: Any) -> None:
     manyview.register_all(register, BENCHMARKS)
+
+
+@manyview.hookimpl
+def manyview_register_commands(register: Any) -> None:
+    register(
+        "sample",
+        "manyview_diffusion.commands:run",
+        configure="manyview_diffusion.commands:configure",
+        help="a PNG grid of images sampled from a trained run that generates images",
+    )
