@@ -10,7 +10,23 @@ from manyview.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "DualTimeDenoiser": "manyview_selfeval.denoisers",
+    "FluxDenoiser": "manyview_selfeval.denoisers",
+    "GUIDANCES": "manyview_selfeval.sampling",
+    "MLPDenoiser": "manyview_selfeval.denoisers",
+    "SAMPLERS": "manyview_selfeval.sampling",
+    "SECOND_TIMES": "manyview_selfeval.denoisers",
+    "S_POLICIES": "manyview_selfeval.sampling",
+    "TINY_CONFIGS": "manyview_selfeval.denoisers",
+    "UNetDenoiser": "manyview_selfeval.denoisers",
+    "check_denoiser": "manyview_selfeval.denoisers",
+    "energy_preserving_cfg": "manyview_selfeval.sampling",
+    "landing_times": "manyview_selfeval.sampling",
+    "sample": "manyview_selfeval.sampling",
+    "sinusoidal": "manyview_selfeval.denoisers",
+    "time_grid": "manyview_selfeval.sampling",
+}
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["__version__", *__all__]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = [
     "MLPDenoiser",
     "UNetDenoiser",
     "check_denoiser",
+    "sinusoidal",
 ]
 
 SECOND_TIMES: tuple[str, ...] = ("gap", "s")
@@ -362,9 +364,11 @@ def check_denoiser(model: Any, example: Sequence[Any]) -> Tensor:
             f"{_shape(cond)}): {type(error).__name__}: {_first_line(error)}"
         ) from None
     if not isinstance(v, Tensor):
-        hint = " (a diffusers model: wrap it in UNetDenoiser or FluxDenoiser)" if hasattr(
-            v, "sample"
-        ) else ""
+        hint = (
+            " (a diffusers model: wrap it in UNetDenoiser or FluxDenoiser)"
+            if hasattr(v, "sample")
+            else ""
+        )
         raise ValueError(f"{who}: {name} returned a {type(v).__name__}, not a tensor V{hint}")
     if v.shape != x_t.shape:
         raise ValueError(
@@ -380,14 +384,19 @@ def check_denoiser(model: Any, example: Sequence[Any]) -> Tensor:
 # MLP
 
 
-def _sinusoidal(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal features (N, dim) of times (N,) in [0, 1], scaled by
-    :data:`TIMESTEP_SCALE` (diffusers' ``get_timestep_embedding``, Flux's settings)."""
-    from diffusers.models.embeddings import get_timestep_embedding
+def sinusoidal(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal features (N, dim) of times t (N,) in [0, 1]: [cos(1000 t f_k), sin(1000 t
+    f_k)] with f_k = 10000^(−k/(dim/2)), k < dim/2 (an odd dim gets a zero column), in float32.
 
-    return get_timestep_embedding(
-        t * TIMESTEP_SCALE, dim, flip_sin_to_cos=True, downscale_freq_shift=0
-    )
+    It equals diffusers' ``get_timestep_embedding(1000 t, dim, flip_sin_to_cos=True,
+    downscale_freq_shift=0)`` (Flux's time features), written out so that the MLP does not
+    import diffusers."""
+    half = dim // 2
+    k = torch.arange(half, dtype=torch.float32, device=t.device)
+    freqs = torch.exp(-math.log(10000.0) * k / half)
+    args = (t.float() * TIMESTEP_SCALE)[:, None] * freqs[None]
+    out = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return nn.functional.pad(out, (0, dim % 2))
 
 
 def _time_mlp(time_dim: int, hidden: int) -> nn.Sequential:
@@ -439,9 +448,7 @@ class MLPDenoiser(DualTimeDenoiser):
         self.cond_mode = check_choice(cond_mode, ("concat", "add"), "cond_mode", who)
         self.time_mlp = _time_mlp(self.time_dim, self.hidden)
         self.second_mlp = _time_mlp(self.time_dim, self.hidden)
-        self.cond_proj = (
-            nn.Linear(self.cond_dim, self.hidden) if self.cond_mode == "add" else None
-        )
+        self.cond_proj = nn.Linear(self.cond_dim, self.hidden) if self.cond_mode == "add" else None
         width = self.dim + (self.cond_dim if self.cond_mode == "concat" else 0)
         self.layers = nn.ModuleList(
             nn.Linear(width if i == 0 else self.hidden, self.hidden) for i in range(depth)
@@ -462,8 +469,8 @@ class MLPDenoiser(DualTimeDenoiser):
     def velocity(self, x_t: Tensor, t: Tensor, s: Tensor, cond: Tensor) -> Tensor:
         dtype = self.out.weight.dtype
         c = (cond.mean(dim=1) if cond.dim() == 3 else cond).to(dtype)
-        emb = self.time_mlp(_sinusoidal(t, self.time_dim).to(dtype))
-        emb = emb + self.second_mlp(_sinusoidal(self.second(t, s), self.time_dim).to(dtype))
+        emb = self.time_mlp(sinusoidal(t, self.time_dim).to(dtype))
+        emb = emb + self.second_mlp(sinusoidal(self.second(t, s), self.time_dim).to(dtype))
         h = x_t.to(dtype)
         if self.cond_proj is not None:
             emb = emb + self.cond_proj(c)
@@ -666,9 +673,7 @@ class UNetDenoiser(DualTimeDenoiser):
         if self.is_conditional:
             width = cfg.cross_attention_dim
             if not isinstance(width, int):
-                raise ValueError(
-                    f"{who}: cross_attention_dim must be one int, got {width!r}"
-                )
+                raise ValueError(f"{who}: cross_attention_dim must be one int, got {width!r}")
             cond_dim, proj = _cond_proj(cond_dim, width)
         else:
             width = unet.time_embedding.linear_2.out_features
@@ -695,8 +700,7 @@ class UNetDenoiser(DualTimeDenoiser):
     def check_x(self, x_t: Tensor) -> None:
         if x_t.dim() != 4 or x_t.shape[1] != self.channels:
             raise ValueError(
-                f"{self.who}: x_t must be images (N, {self.channels}, H, W), got "
-                f"{tuple(x_t.shape)}"
+                f"{self.who}: x_t must be images (N, {self.channels}, H, W), got {tuple(x_t.shape)}"
             )
         if x_t.shape[2] % self.multiple or x_t.shape[3] % self.multiple:
             raise ValueError(
@@ -726,7 +730,8 @@ class UNetDenoiser(DualTimeDenoiser):
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
             return output + add.to(output.dtype)
 
-        handle = unet.time_embedding.register_forward_hook(hook)
+        # first of the hooks, so that any other (a feature tap) sees what the blocks read
+        handle = unet.time_embedding.register_forward_hook(hook, prepend=True)
         try:
             out = unet(x_t.to(dtype), timestep, class_labels=labels, return_dict=False)[0]
         finally:
@@ -838,8 +843,7 @@ class FluxDenoiser(DualTimeDenoiser):
         p = self.patch
         if x_t.dim() != 4 or x_t.shape[1] != self.channels:
             raise ValueError(
-                f"{self.who}: x_t must be images (N, {self.channels}, H, W), got "
-                f"{tuple(x_t.shape)}"
+                f"{self.who}: x_t must be images (N, {self.channels}, H, W), got {tuple(x_t.shape)}"
             )
         if x_t.shape[2] % p or x_t.shape[3] % p:
             raise ValueError(
