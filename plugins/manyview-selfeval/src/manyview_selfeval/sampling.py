@@ -94,7 +94,7 @@ def time_grid(steps: int, shift: float = 0.0) -> Tensor:
     t = 1.0 - torch.arange(steps + 1, dtype=torch.float64) / steps
     if shift != 0.0:
         e = math.exp(shift)
-        t = e * t / (e * t + 1.0 - t)
+        t = e * t / (e * t + (1.0 - t))
     return t
 
 
@@ -246,7 +246,8 @@ def sample(
     Args:
         model: ``model(x_t, t, s, cond) -> V`` (e.g. a
             :class:`~manyview_selfeval.denoisers.DualTimeDenoiser`); called with ``x_t``
-            (N, ...) in ``dtype`` and ``t``, ``s`` float32 (N,).
+            (N, ...) in ``dtype`` and ``t``, ``s`` (N,) in float32 (float64 when ``dtype``
+            is), the same values the steps use.
         shape: the samples' shape (N, ...), e.g. (16, 1, 8, 8).
         cond: the condition (N, D) or (N, L, D), or one row for every sample.
         null_cond: the null prompt's encoding, likewise; needed unless ``guidance="none"``.
@@ -304,10 +305,12 @@ def sample(
             )
         null_cond = _check_cond(null_cond, "null_cond", n, device, who)
 
+    shift = check_number(shift, "shift", who)
     state = torch.promote_types(dtype, torch.float32)
+    # the times the model is told, in the state's precision, are the ones the steps use
     times = time_grid(steps, shift)
-    lands = landing_times(times, s_policy)
-    grid, landing = times.tolist(), lands.tolist()
+    grid = times.to(state).tolist()
+    landing = landing_times(times, s_policy).to(state).tolist()
 
     def call(x: Tensor, t: Tensor, s: Tensor, c: Tensor) -> Tensor:
         v = model(x.to(dtype), t, s, c)
@@ -322,8 +325,8 @@ def sample(
     x = _noise(shape, generator, device).to(state)
     for k in range(steps):
         t, t_next, s = grid[k], grid[k + 1], landing[k]
-        tt = torch.full((n,), t, device=device, dtype=torch.float32)
-        ss = torch.full((n,), s, device=device, dtype=torch.float32)
+        tt = torch.full((n,), t, device=device, dtype=state)
+        ss = torch.full((n,), s, device=device, dtype=state)
         v = call(x, tt, ss, cond)
         if guidance != "none":
             v = _guide(v, call(x, tt, ss, null_cond), guidance, scale)
