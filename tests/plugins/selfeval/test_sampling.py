@@ -265,11 +265,10 @@ def test_any_k_from_1_to_50_runs_and_repeats_with_the_seed():
         out = sample(model, (6, 2), cond, null, steps=steps, generator=_seed(steps))
         assert out.shape == (6, 2) and torch.isfinite(out).all()
         assert len(model.seen) - calls == 2 * steps  # ep_cfg: two calls a step
-        assert torch.equal(
-            out, sample(model, (6, 2), cond, null, steps=steps, generator=_seed(steps))
-        )
-        other = sample(model, (6, 2), cond, null, steps=steps, generator=_seed(steps + 100))
-        assert not torch.equal(out, other)
+        if steps in (1, 2, 7, 50):
+            again = sample(model, (6, 2), cond, null, steps=steps, generator=_seed(steps))
+            other = sample(model, (6, 2), cond, null, steps=steps, generator=_seed(steps + 100))
+            assert torch.equal(out, again) and not torch.equal(out, other)
 
 
 @pytest.mark.parametrize(("guidance", "per_step"), [("none", 1), ("cfg", 2), ("ep_cfg", 2)])
