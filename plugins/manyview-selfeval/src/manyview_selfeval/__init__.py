@@ -11,6 +11,18 @@ from manyview.lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "SelfELoss": "manyview_selfeval.objective",
+    "draw_times": "manyview_selfeval.objective",
+    "evaluate": "manyview_selfeval.objective",
+    "lambda_st": "manyview_selfeval.objective",
+    "merge_beta": "manyview_selfeval.objective",
+    "renormalized_target": "manyview_selfeval.objective",
+    "self_evaluation": "manyview_selfeval.objective",
+    "tau_at": "manyview_selfeval.objective",
+    "ToyDenoiser": "manyview_selfeval.toy",
+    "mode_distance": "manyview_selfeval.toy",
+    "toy_data": "manyview_selfeval.toy",
+    "train_toy": "manyview_selfeval.toy",
     "DualTimeDenoiser": "manyview_selfeval.denoisers",
     "FluxDenoiser": "manyview_selfeval.denoisers",
     "GUIDANCES": "manyview_selfeval.sampling",
