@@ -99,3 +99,29 @@ def test_self_e_beats_flow_matching_at_two_steps_and_matches_it_at_sixteen(one_t
             dist[mode, steps] = mode_distance(samples, labels)
     assert dist["self_e", 2] < 0.6 * dist["flow_matching", 2], dist
     assert abs(dist["self_e", 16] - dist["flow_matching", 16]) <= 0.02, dist
+
+
+@pytest.mark.parametrize(("mode", "policy"), [("self_e", "next"), ("flow_matching", "same")])
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_the_package_sampler_is_the_toys_reference_sampler(mode, policy, steps):
+    from manyview_selfeval.sampling import sample
+    from manyview_selfeval.toy import ToyDenoiser, one_hot, toy_ddim_sde_sample
+
+    torch.manual_seed(0)
+    model = ToyDenoiser().eval()
+    labels = torch.arange(4).repeat(8)
+    want = toy_ddim_sde_sample(
+        model, labels, steps, mode=mode, generator=torch.Generator().manual_seed(5)
+    )
+    got = sample(
+        model,
+        (len(labels), 2),
+        one_hot(labels),
+        steps=steps,
+        sampler="ddim_sde",
+        eta=1.0,
+        s_policy=policy,
+        guidance="none",
+        generator=torch.Generator().manual_seed(5),
+    )
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
