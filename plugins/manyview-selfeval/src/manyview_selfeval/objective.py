@@ -166,7 +166,8 @@ def renormalized_target(x0: Tensor, x_self: Tensor, beta: Any, scope: str = "sam
     b = _per_sample(_up(torch.as_tensor(beta, device=x0.device)).to(x0.dtype), x0)
     x_dir = (1 - b) * x0 + b * x_self
     dims = tuple(range(1, x0.dim())) if scope == "sample" else (1,)
-    scale = x0.norm(dim=dims, keepdim=True) / x_dir.norm(dim=dims, keepdim=True).clamp_min(1e-12)
+    norm = torch.linalg.vector_norm
+    scale = norm(x0, dim=dims, keepdim=True) / norm(x_dir, dim=dims, keepdim=True).clamp_min(1e-12)
     return torch.where(b == 0, x0, x_dir * scale)
 
 
