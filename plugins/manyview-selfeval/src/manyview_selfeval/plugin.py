@@ -57,3 +57,13 @@ BENCHMARKS: dict[str, Any] = {
 @manyview.hookimpl
 def manyview_register_benchmarks(register: Any) -> None:
     manyview.register_all(register, BENCHMARKS)
+
+
+@manyview.hookimpl
+def manyview_register_commands(register: Any) -> None:
+    register(
+        "generate",
+        "manyview_selfeval.commands:run",
+        configure="manyview_selfeval.commands:configure",
+        help="a PNG grid of images generated from prompts by a self_e run, in any number of steps",
+    )
