@@ -1,5 +1,5 @@
 """A 2-D class-conditional toy on which Self-E's few-step advantage over flow matching shows
-in seconds on a CPU (Yu et al., "Self-Evaluation Unlocks Any-Step Text-to-Image
+on a CPU (Yu et al., "Self-Evaluation Unlocks Any-Step Text-to-Image
 Generation", arXiv 2512.22374).
 
 - :func:`toy_data`: 4 classes, each a mixture of 2 Gaussian modes at (±2, y_c) with σ = 0.1;
