@@ -1,0 +1,1 @@
+"""manyview-selfeval's benchmarks: ``any_step`` (:mod:`manyview_selfeval.benchmarks.any_step`)."""

@@ -1,0 +1,1 @@
+"""manyview-selfeval's recipes: ``self_e`` (:mod:`manyview_selfeval.recipes.self_e`)."""
