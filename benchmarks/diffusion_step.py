@@ -102,7 +102,7 @@ def run_hand(cfg: dict, out: Path) -> float:
                 else:
                     e.copy_(s)
         if step % 20 == 0:
-            float(loss)
+            float(loss.detach())
     save_file(ema.state_dict(), str(out / "ema.safetensors"))
     return (time.perf_counter() - start) / steps
 
