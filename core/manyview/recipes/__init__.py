@@ -19,7 +19,10 @@ from manyview.recipes.parts import (
     build_teacher,
     build_views,
     first_sample,
+    option_switch,
+    option_table,
     recipe_options,
+    sub_options,
 )
 from manyview.recipes.weighted import WeightedLosses, loss_contract
 
@@ -40,5 +43,8 @@ __all__ = [
     "build_views",
     "first_sample",
     "loss_contract",
+    "option_switch",
+    "option_table",
     "recipe_options",
+    "sub_options",
 ]

@@ -81,6 +81,36 @@ def recipe_options(
     return {**defaults, **given}
 
 
+def option_table(value: Any, name: str) -> dict[str, Any]:
+    """``value`` (a ``[recipe_options]`` entry) as a dict, or a one-line ConfigError
+    ``[recipe_options] <name> must be a table, got <type>``."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[recipe_options] {name} must be a table, got {type(value).__name__}")
+    return dict(value)
+
+
+def option_switch(value: Any, name: str) -> bool:
+    """``value`` (a ``[recipe_options]`` entry) if it is a bool, or a one-line ConfigError
+    ``[recipe_options] <name> must be true or false, got <value>``."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"[recipe_options] {name} must be true or false, got {value!r}")
+    return value
+
+
+def sub_options(given: Any, defaults: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A nested ``[recipe_options]`` table (e.g. ``moco_options``) with ``defaults`` filled
+    in; not a table, or a key it does not take, is a one-line ConfigError with a
+    did-you-mean."""
+    from manyview.registry import did_you_mean
+
+    given = option_table(given, name)
+    for key in given:
+        if key not in defaults:
+            hint = did_you_mean(key, defaults) or f"; allowed: {', '.join(defaults)}"
+            raise ConfigError(f"[recipe_options] {name}: unknown key {key!r}{hint}")
+    return {**defaults, **given}
+
+
 def first_sample(
     dataset: Any, modalities: Iterable[str], *, label_for: str | None = None
 ) -> Mapping[str, Any]:

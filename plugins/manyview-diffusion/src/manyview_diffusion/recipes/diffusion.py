@@ -35,7 +35,16 @@ from torch import Tensor, nn
 from manyview.config import ConfigError
 from manyview.context import BuildContext
 from manyview.options import check_choice, check_fraction, check_int, check_positive
-from manyview.recipes import Recipe, StepOutput, build_teacher, first_sample, recipe_options
+from manyview.recipes import (
+    Recipe,
+    StepOutput,
+    build_teacher,
+    first_sample,
+    option_switch,
+    option_table,
+    recipe_options,
+    sub_options,
+)
 from manyview_diffusion.networks import build_network, load_network
 from manyview_diffusion.objectives import DDPMLoss, EDMLoss, FlowMatchingLoss
 from manyview_diffusion.taps import FeatureTap, pool_features, resolve_module
@@ -95,29 +104,6 @@ ALIGN_DEFAULTS: dict[str, Any] = {
     "hidden": 256,
     "image_size": 0,
 }
-
-
-def _table(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"[recipe_options] {name} must be a table, got {type(value).__name__}")
-    return dict(value)
-
-
-def _sub_options(given: Any, defaults: Mapping[str, Any], name: str) -> dict[str, Any]:
-    from manyview import did_you_mean
-
-    given = _table(given, name)
-    for key in given:
-        if key not in defaults:
-            hint = did_you_mean(key, defaults) or f"; allowed: {', '.join(defaults)}"
-            raise ConfigError(f"[recipe_options] {name}: unknown key {key!r}{hint}")
-    return {**defaults, **given}
-
-
-def _switch(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"[recipe_options] {name} must be true or false, got {value!r}")
-    return value
 
 
 class MLP(nn.Sequential):
@@ -249,7 +235,7 @@ options = { momentum = 0.9 }
         self.objective = self._build_part(
             OBJECTIVES[self.objective_name], opts["objective_options"], "objective_options"
         )
-        self.conditional = _switch(opts["class_conditional"], "class_conditional")
+        self.conditional = option_switch(opts["class_conditional"], "class_conditional")
         self.num_classes: int | None = None
         if self.conditional:
             if "label" not in sample:
@@ -258,9 +244,9 @@ options = { momentum = 0.9 }
         self.label_dropout = check_fraction(opts["label_dropout"], "label_dropout", WHO)
         network = self._network(opts)
         self.network_class = type(network).__name__
-        if _switch(opts["augment"], "augment"):
+        if option_switch(opts["augment"], "augment"):
             network = self._augmented(network, opts["augment_options"])
-        if _switch(opts["self_condition"], "self_condition"):
+        if option_switch(opts["self_condition"], "self_condition"):
             from manyview_diffusion.selfcond import SelfConditioned
 
             network = self._build_part(
@@ -287,13 +273,13 @@ options = { momentum = 0.9 }
         self.sample_steps = check_int(steps, "sample_steps", WHO)
 
         self.moco = None
-        if _switch(opts["moco"], "moco"):
-            self.moco = _sub_options(opts["moco_options"], MOCO_DEFAULTS, "moco_options")
+        if option_switch(opts["moco"], "moco"):
+            self.moco = sub_options(opts["moco_options"], MOCO_DEFAULTS, "moco_options")
             self._build_moco()
         self.align = None
         self.align_teacher: nn.Module | None = None
-        if _switch(opts["align"], "align"):
-            self.align = _sub_options(opts["align_options"], ALIGN_DEFAULTS, "align_options")
+        if option_switch(opts["align"], "align"):
+            self.align = sub_options(opts["align_options"], ALIGN_DEFAULTS, "align_options")
             self._build_align(dataset)
 
         spec = config.get("teacher") or {"name": "ema", "options": {"momentum": 0.999}}
@@ -317,7 +303,7 @@ options = { momentum = 0.9 }
     # ------------------------------------------------------------------ building
     @staticmethod
     def _build_part(cls: type, options: Any, name: str, *args: Any) -> Any:
-        options = _table(options, name)
+        options = option_table(options, name)
         try:
             return cls(*args, **options)
         except TypeError as exc:
@@ -346,7 +332,7 @@ options = { momentum = 0.9 }
                     subfolder=opts["subfolder"] or None,
                 )
             else:
-                user = _table(opts["network_config"], "network_config")
+                user = option_table(opts["network_config"], "network_config")
                 defaults: dict[str, Any] = {"in_channels": c, "out_channels": c, "sample_size": h}
                 if self.conditional and name == "UNet2DModel":
                     defaults["num_class_embeds"] = self.num_classes + 1  # + the null label
@@ -375,7 +361,7 @@ options = { momentum = 0.9 }
     def _augmented(self, network: nn.Module, options: Any) -> nn.Module:
         from manyview_diffusion.augment import AugmentConditioned, EDMAugment
 
-        options = _table(options, "augment_options")
+        options = option_table(options, "augment_options")
         at = options.pop("at", "input")
         self.augment = self._build_part(EDMAugment, options, "augment_options")
         return self._build_part(
@@ -441,10 +427,10 @@ options = { momentum = 0.9 }
                 f'{who}: give teacher, e.g. {{ name = "frozen", options = {{ run = '
                 '"runs/encoder" }} }} (the encoder whose features the network aligns to)'
             )
-        spec = _table(a["teacher"], "align_options teacher")
+        spec = option_table(a["teacher"], "align_options teacher")
         if "name" not in spec:
             raise ConfigError(f"{who}: teacher needs a name (manyview list teacher)")
-        spec = {"name": spec["name"], "options": _table(spec.get("options", {}), "options")}
+        spec = {"name": spec["name"], "options": option_table(spec.get("options", {}), "options")}
         a["weight"] = check_positive(a["weight"], "weight", who)
         a["hidden"] = check_int(a["hidden"], "hidden", who)
         a["image_size"] = check_int(a["image_size"], "image_size", who, least=0)

@@ -34,7 +34,15 @@ from torch import Tensor, nn
 from manyview.config import ConfigError
 from manyview.context import build
 from manyview.options import check_choice, check_fraction, check_int, check_non_negative
-from manyview.recipes import Recipe, StepOutput, build_teacher, first_sample, recipe_options
+from manyview.recipes import (
+    Recipe,
+    StepOutput,
+    build_teacher,
+    first_sample,
+    option_switch,
+    option_table,
+    recipe_options,
+)
 from manyview_selfeval.denoisers import FluxDenoiser, MLPDenoiser, UNetDenoiser
 from manyview_selfeval.objective import MODES, SelfELoss
 from manyview_selfeval.sampling import GUIDANCES, S_POLICIES, SAMPLERS
@@ -95,18 +103,6 @@ DEFAULTS: dict[str, Any] = {
     "shift": 0.0,
     "sample_steps": 50,
 }
-
-
-def _table(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"[recipe_options] {name} must be a table, got {type(value).__name__}")
-    return dict(value)
-
-
-def _switch(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"[recipe_options] {name} must be true or false, got {value!r}")
-    return value
 
 
 class FlatDenoiser(nn.Module):
@@ -251,7 +247,7 @@ options = { momentum = 0.9 }
         self.class_prompts = self._class_prompts(dataset)
         self.num_classes: int | None = len(self.class_prompts) or None
 
-        self.train_text = _switch(opts["train_text_encoder"], "train_text_encoder")
+        self.train_text = option_switch(opts["train_text_encoder"], "train_text_encoder")
         text = self._text_encoder(opts)
         denoiser = self._denoiser(opts, int(text.output_dim))
         self.model = SelfEModel(denoiser, text)
@@ -294,7 +290,7 @@ options = { momentum = 0.9 }
 
     def _text_encoder(self, opts: Mapping[str, Any]) -> nn.Module:
         name = str(opts["text_encoder"])
-        given = _table(opts["text_encoder_options"], "text_encoder_options")
+        given = option_table(opts["text_encoder_options"], "text_encoder_options")
         options = {**TEXT_DEFAULTS, **given} if name == "open_clip_text" else given
         try:
             encoder = build("encoder", name, options)
@@ -312,7 +308,7 @@ options = { momentum = 0.9 }
 
     def _denoiser(self, opts: Mapping[str, Any], cond_dim: int) -> nn.Module:
         backbone = check_choice(opts["backbone"], BACKBONES, "backbone", "[recipe_options]")
-        given = _table(opts["backbone_options"], "backbone_options")
+        given = option_table(opts["backbone_options"], "backbone_options")
         if "cond_dim" in given:
             raise ConfigError(
                 "[recipe_options] backbone_options: cond_dim is the text encoder's output_dim; "
@@ -324,14 +320,17 @@ options = { momentum = 0.9 }
             if backbone == "unet":
                 if "pretrained" not in options:
                     cfg = {"in_channels": c, "out_channels": c, "sample_size": h}
-                    options["config"] = {**cfg, **_table(options.get("config") or {}, "config")}
+                    options["config"] = {
+                        **cfg,
+                        **option_table(options.get("config") or {}, "config"),
+                    }
                 return UNetDenoiser(cond_dim=cond_dim, **options)
             if backbone == "mlp":
                 return FlatDenoiser(MLPDenoiser(c * h * w, cond_dim, **options), self.image_shape)
             if "pretrained" not in options:
                 p = int(options.get("patch", 2))
                 cfg = {"in_channels": c * p * p, "out_channels": c * p * p}
-                options["config"] = {**cfg, **_table(options.get("config") or {}, "config")}
+                options["config"] = {**cfg, **option_table(options.get("config") or {}, "config")}
             return FluxDenoiser(cond_dim=cond_dim, **options)
         except TypeError as exc:
             raise ConfigError(f"[recipe_options] backbone_options ({backbone}): {exc}") from None
@@ -340,7 +339,7 @@ options = { momentum = 0.9 }
             raise ConfigError(f"[recipe_options] backbone_options ({backbone}): {first}") from None
 
     def _loss(self, opts: Mapping[str, Any]) -> SelfELoss:
-        given = _table(opts["loss_options"], "loss_options")
+        given = option_table(opts["loss_options"], "loss_options")
         for key, where in (("mode", "mode"), ("aux", "aux_start"), ("aux_start", "aux_start")):
             if key in given:
                 raise ConfigError(
